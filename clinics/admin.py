@@ -1,0 +1,185 @@
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from clinics.models import Department, Membership, Practice
+from clinics.provet import ProvetError
+from clinics.sync import check_connection, explain, sync_departments
+
+KEEP = _("Write-only: leave blank to keep what is stored.")
+
+
+class PracticeForm(forms.ModelForm):
+    """Credentials can be set or replaced here, never read back."""
+
+    client_secret = forms.CharField(
+        label=_("OAuth client secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=KEEP,
+    )
+    api_token = forms.CharField(
+        label=_("Legacy API token"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=KEEP,
+    )
+
+    class Meta:
+        model = Practice
+        fields = [
+            "name",
+            "is_active",
+            "domain",
+            "base_url",
+            "provet_id",
+            "provet_user_url",
+            "auth_scheme",
+            "client_id",
+            "currency",
+            "country",
+            "timezone",
+            "default_duration_minutes",
+            "default_return_url",
+            "rate_budget_per_minute",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        scheme = cleaned.get("auth_scheme")
+        instance = self.instance
+        if scheme == Practice.AuthScheme.OAUTH2:
+            if not cleaned.get("client_id"):
+                self.add_error("client_id", _("OAuth2 needs the client id from Provet support."))
+            if not cleaned.get("client_secret") and not instance.client_secret_encrypted:
+                self.add_error("client_secret", _("OAuth2 needs the client secret."))
+        elif not cleaned.get("api_token") and not instance.api_token_encrypted:
+            self.add_error("api_token", _("Legacy authentication needs the API token."))
+        return cleaned
+
+    def save(self, commit=True):
+        practice = super().save(commit=False)
+        if self.cleaned_data.get("client_secret"):
+            practice.client_secret = self.cleaned_data["client_secret"]
+        if self.cleaned_data.get("api_token"):
+            practice.api_token = self.cleaned_data["api_token"]
+        if commit:
+            practice.save()
+        return practice
+
+
+class DepartmentInline(admin.TabularInline):
+    model = Department
+    extra = 0
+    fields = ["name", "provet_id", "allow_nhp_processing", "synced_at"]
+    readonly_fields = ["name", "provet_id", "allow_nhp_processing", "synced_at"]
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Practice)
+class PracticeAdmin(admin.ModelAdmin):
+    form = PracticeForm
+    list_display = ["name", "provet_id", "domain_or_url", "auth_scheme", "currency", "is_active"]
+    list_filter = ["is_active", "auth_scheme", "currency"]
+    search_fields = ["name", "domain", "base_url", "provet_id"]
+    readonly_fields = ["code", "credentials_stored", "created_at"]
+    inlines = [DepartmentInline, MembershipInline]
+    actions = ["test_connection", "sync_departments_action"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active", "code"]}),
+        (
+            _("Provet Cloud installation"),
+            {"fields": ["domain", "base_url", "provet_id", "provet_user_url"]},
+        ),
+        (
+            _("Credentials"),
+            {
+                "fields": [
+                    "auth_scheme",
+                    "client_id",
+                    "client_secret",
+                    "api_token",
+                    "credentials_stored",
+                ],
+                "description": _("Stored encrypted; never shown again once saved."),
+            },
+        ),
+        (
+            _("Payment links"),
+            {
+                "fields": [
+                    "currency",
+                    "country",
+                    "timezone",
+                    "default_duration_minutes",
+                    "default_return_url",
+                    "rate_budget_per_minute",
+                ]
+            },
+        ),
+        (None, {"fields": ["created_at"]}),
+    ]
+
+    @admin.display(description=_("Provet Cloud"))
+    def domain_or_url(self, practice: Practice) -> str:
+        return practice.domain or practice.base_url
+
+    @admin.display(description=_("Stored credentials"))
+    def credentials_stored(self, practice: Practice) -> str:
+        parts = []
+        if practice.client_secret_encrypted:
+            parts.append(str(_("client secret")))
+        if practice.api_token_encrypted:
+            parts.append(str(_("API token")))
+        return ", ".join(parts) if parts else str(_("none"))
+
+    @admin.action(description=_("Test connection"))
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Practice]) -> None:
+        for practice in queryset:
+            report = check_connection(practice)
+            level = messages.SUCCESS if report.ok else messages.ERROR
+            self.message_user(request, f"{practice}: {report.message}", level)
+
+    @admin.action(description=_("Sync departments"))
+    def sync_departments_action(self, request: HttpRequest, queryset: QuerySet[Practice]) -> None:
+        for practice in queryset:
+            try:
+                result = sync_departments(practice)
+            except ProvetError as error:
+                self.message_user(request, f"{practice}: {explain(error)}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{practice}: {result.created} departments added, {result.updated} updated.",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "practice", "provet_id", "allow_nhp_processing", "synced_at"]
+    list_filter = ["practice", "allow_nhp_processing"]
+    search_fields = ["name", "provet_id"]
+    readonly_fields = ["practice", "provet_id", "synced_at"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "practice", "role"]
+    list_filter = ["practice", "role"]
+    search_fields = ["user__username", "user__email", "practice__name"]
+    autocomplete_fields = ["user", "practice"]

@@ -1,0 +1,200 @@
+import secrets
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from clinics import crypto
+from clinics.provet import LEGACY_TOKEN, OAUTH2, Connection, ProvetClient
+
+MIN_LINK_MINUTES = 5
+MAX_LINK_MINUTES = 30 * 24 * 60
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known time zone"), params={"value": value})
+
+
+class PracticeQuerySet(models.QuerySet["Practice"]):
+    def for_user(self, user) -> "PracticeQuerySet":
+        """The practices a person may see: their memberships, or all for a superuser."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(memberships__user=user).distinct()
+
+
+class Practice(models.Model):
+    """One Provet Cloud installation."""
+
+    class AuthScheme(models.TextChoices):
+        OAUTH2 = OAUTH2, _("OAuth2 client credentials")
+        TOKEN = LEGACY_TOKEN, _("Legacy API token")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    domain = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("Where the clinic opens Provet Cloud, e.g. provetcloud.com."),
+    )
+    base_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Instead of a domain: the installation's full root URL, e.g. "
+            "http://127.0.0.1:8000/sandbox/4/ for the sandbox."
+        ),
+    )
+    provet_id = models.PositiveIntegerField(help_text=_("The number in the Provet Cloud URL."))
+    auth_scheme = models.CharField(
+        max_length=10, choices=AuthScheme.choices, default=AuthScheme.OAUTH2
+    )
+    client_id = models.CharField(_("OAuth client id"), max_length=200, blank=True)
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+    api_token_encrypted = models.TextField(blank=True, editable=False)
+    country = models.CharField(
+        max_length=2,
+        default="FI",
+        validators=[RegexValidator(r"^[A-Z]{2}$", _("Use a two-letter country code, e.g. FI."))],
+        help_text=_("Phone numbers without a country code are read as this country's."),
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        validators=[RegexValidator(r"^[A-Z]{3}$", _("Use an ISO 4217 code, e.g. EUR."))],
+    )
+    timezone = models.CharField(
+        max_length=64, default="Europe/Helsinki", validators=[validate_timezone]
+    )
+    provet_user_url = models.URLField(
+        _("integration user URL"),
+        blank=True,
+        help_text=_("The Provet user that creates payment links, e.g. …/api/0.1/user/12/."),
+    )
+    default_return_url = models.URLField(max_length=2000, blank=True)
+    default_duration_minutes = models.PositiveIntegerField(
+        default=2 * 24 * 60,
+        validators=[MinValueValidator(MIN_LINK_MINUTES), MaxValueValidator(MAX_LINK_MINUTES)],
+        help_text=_("How long a new link stays payable."),
+    )
+    rate_budget_per_minute = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(1), MaxValueValidator(300)],
+        help_text=_("Status checks per minute PayLinks may spend (Provet allows 300)."),
+    )
+    webhook_secret = models.CharField(
+        max_length=64, unique=True, default=new_webhook_secret, editable=False
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PracticeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(domain="") | ~models.Q(base_url=""),
+                name="practice_has_domain_or_base_url",
+                violation_error_message=_("Give the Provet Cloud domain or a full base URL."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # Credentials are only ever stored encrypted; these properties are the way in and out.
+    @property
+    def client_secret(self) -> str:
+        return crypto.decrypt(self.client_secret_encrypted)
+
+    @client_secret.setter
+    def client_secret(self, value: str) -> None:
+        self.client_secret_encrypted = crypto.encrypt(value)
+
+    @property
+    def api_token(self) -> str:
+        return crypto.decrypt(self.api_token_encrypted)
+
+    @api_token.setter
+    def api_token(self, value: str) -> None:
+        self.api_token_encrypted = crypto.encrypt(value)
+
+    @property
+    def has_credentials(self) -> bool:
+        if self.auth_scheme == self.AuthScheme.OAUTH2:
+            return bool(self.client_id and self.client_secret_encrypted)
+        return bool(self.api_token_encrypted)
+
+    @property
+    def root_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/") + "/"
+        return f"https://{self.domain.strip('/')}/{self.provet_id}/"
+
+    def connection(self) -> Connection:
+        return Connection(
+            root=self.root_url,
+            auth_scheme=self.auth_scheme,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            api_token=self.api_token,
+        )
+
+    def provet_client(self) -> ProvetClient:
+        return ProvetClient(self.connection())
+
+
+class Department(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="departments")
+    provet_id = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    allow_nhp_processing = models.BooleanField(
+        _("Provet Pay allowed"),
+        default=False,
+        help_text=_("Synced from Provet: payment links can only be made where this is on."),
+    )
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["practice", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "provet_id"], name="department_unique_per_practice"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        RECEPTION = "reception", _("Reception")
+        MANAGER = "manager", _("Manager")
+        ADMIN = "admin", _("Admin")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.RECEPTION)
+
+    class Meta:
+        ordering = ["practice", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "practice"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.practice} ({self.get_role_display()})"

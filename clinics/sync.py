@@ -1,0 +1,95 @@
+"""What admins do to a practice's Provet connection: test it, and bring its departments in."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from clinics.models import Department, Practice
+from clinics.provet import (
+    ProvetAuthError,
+    ProvetError,
+    ProvetNotFound,
+    ProvetPermissionError,
+    ProvetRateLimited,
+    ProvetUnavailable,
+)
+from clinics.provet.types import id_from_url
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    ok: bool
+    message: str
+
+
+def explain(error: ProvetError) -> str:
+    """A Provet error in words an admin can act on."""
+    if isinstance(error, ProvetAuthError):
+        return f"Provet Cloud refused the credentials ({error}). Check the client id and secret."
+    if isinstance(error, ProvetPermissionError):
+        return (
+            "The integration user lacks a permission in Provet Cloud; "
+            "it needs 'Financial: Invoices'."
+        )
+    if isinstance(error, ProvetRateLimited):
+        return f"Provet Cloud is rate limiting: try again in {error.retry_after:.0f} seconds."
+    if isinstance(error, ProvetUnavailable):
+        return f"Provet Cloud could not be reached: {error}. Check the domain or base URL."
+    if isinstance(error, ProvetNotFound):
+        return "Provet Cloud has no such installation or user. Check the Provet id and URLs."
+    return str(error)
+
+
+def check_connection(practice: Practice) -> ConnectionReport:
+    if not practice.has_credentials:
+        return ConnectionReport(False, "No credentials are stored for this practice.")
+    try:
+        with practice.provet_client() as client:
+            departments = client.list_departments()
+            user_id = id_from_url(practice.provet_user_url)
+            user = client.get_user(user_id) if user_id else None
+    except ProvetError as error:
+        return ConnectionReport(False, explain(error))
+    if user is None:
+        return ConnectionReport(
+            False,
+            f"Connected ({len(departments)} departments), but no integration user URL is set: "
+            "links need one as their creator.",
+        )
+    return ConnectionReport(
+        True,
+        f"Connected: {len(departments)} departments; links will be created by "
+        f"{user.first_name} {user.last_name}".rstrip()
+        + ".",
+    )
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    created: int
+    updated: int
+
+
+def sync_departments(practice: Practice) -> SyncResult:
+    """Create or update the practice's departments from Provet (raises ProvetError)."""
+    with practice.provet_client() as client:
+        remote = client.list_departments()
+    now = timezone.now()
+    created = updated = 0
+    with transaction.atomic():
+        for department in remote:
+            _, was_created = Department.objects.update_or_create(
+                practice=practice,
+                provet_id=department.id,
+                defaults={
+                    "name": department.name,
+                    "allow_nhp_processing": department.allow_nhp_processing,
+                    "synced_at": now,
+                },
+            )
+            if was_created:
+                created += 1
+            else:
+                updated += 1
+    return SyncResult(created=created, updated=updated)
