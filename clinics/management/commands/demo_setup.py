@@ -1,0 +1,98 @@
+"""Seed the sandbox and connect a demo practice to it, with demo staff of each role.
+
+Idempotent: running it again refreshes the same practices and people.
+"""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from clinics.models import Membership, Practice
+from clinics.provet import client as provet_client
+from clinics.provet.in_process import wsgi_transport
+from clinics.sync import sync_departments
+
+DEMO_PASSWORD = "paylinks-demo"
+
+# username, first name, last name, role, which sandbox installation (by position), superuser
+DEMO_STAFF = [
+    ("reception", "Riikka", "Rantanen", Membership.Role.RECEPTION, [0], False),
+    ("manager", "Mikko", "Mäkelä", Membership.Role.MANAGER, [0], False),
+    ("admin", "Aino", "Aalto", Membership.Role.ADMIN, [0, 1], True),
+    ("harbour", "Hannah", "Hughes", Membership.Role.RECEPTION, [1], False),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed the Provet sandbox and a demo practice with demo staff (development only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where this app will be served; the practices reach the sandbox there.",
+        )
+
+    def handle(self, *args, base_url: str, **options):
+        from sandbox.seed import seed_sandbox  # the demo is the one place that may
+
+        installations = seed_sandbox()
+        practices = [
+            self._practice(item, base_url, oauth=(index == 0))
+            for index, item in enumerate(installations)
+        ]
+        self._staff(practices)
+        # The server isn't listening yet, so the first sync goes through the sandbox in-process.
+        transport = wsgi_transport()
+        original = provet_client.default_transport
+        provet_client.default_transport = lambda: transport
+        try:
+            for practice in practices:
+                result = sync_departments(practice)
+                self.stdout.write(f"{practice}: {result.created + result.updated} departments")
+        finally:
+            provet_client.default_transport = original
+
+        self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {base_url}/"))
+        self.stdout.write(f"Log in with any of these (password {DEMO_PASSWORD!r}):")
+        for username, first, last, role, where, _ in DEMO_STAFF:
+            names = ", ".join(practices[i].name for i in where)
+            self.stdout.write(f"  {username:<10} {first} {last}, {role.label} at {names}")
+        self.stdout.write(f"Sandbox (Provet Cloud stand-in, outboxes): {base_url}/sandbox/")
+
+    @transaction.atomic
+    def _practice(self, item: dict, base_url: str, oauth: bool) -> Practice:
+        root = f"{base_url.rstrip('/')}/sandbox/{item['provet_id']}/"
+        practice, _ = Practice.objects.update_or_create(
+            base_url=root,
+            defaults={
+                "name": item["name"],
+                "provet_id": item["provet_id"],
+                "currency": item["currency"],
+                "country": item["country"],
+                "timezone": item["timezone"],
+                "provet_user_url": f"{root}api/0.1/user/{item['integration_user_id']}/",
+                "default_return_url": "",
+                # The first practice uses OAuth2, the second a legacy token: the demo shows both.
+                "auth_scheme": (Practice.AuthScheme.OAUTH2 if oauth else Practice.AuthScheme.TOKEN),
+                "client_id": item["client_id"],
+            },
+        )
+        practice.client_secret = item["client_secret"]
+        practice.api_token = item["legacy_token"]
+        practice.save()
+        return practice
+
+    def _staff(self, practices: list[Practice]) -> None:
+        User = get_user_model()
+        for username, first, last, role, where, superuser in DEMO_STAFF:
+            user, _ = User.objects.get_or_create(username=username)
+            user.first_name, user.last_name = first, last
+            user.email = f"{username}@example.com"
+            user.is_staff = user.is_superuser = superuser
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            for index in where:
+                Membership.objects.update_or_create(
+                    user=user, practice=practices[index], defaults={"role": role}
+                )
