@@ -1,3 +1,5 @@
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -31,6 +33,10 @@ class PracticeForm(forms.ModelForm):
 
     class Meta:
         model = Practice
+        field_classes = {
+            name: partial(forms.URLField, assume_scheme="https")
+            for name in ["base_url", "provet_user_url", "default_return_url"]
+        }
         fields = [
             "name",
             "is_active",
