@@ -1,1 +1,89 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from clinics.models import Membership, Practice
+from clinics.provet import client as provet_client
+from clinics.provet.auth import tokens
+from clinics.provet.in_process import wsgi_transport
+
 pytest_plugins = ["tests.sandbox_fixtures"]
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _forget_provet_tokens():
+    """Tokens outlive a test's database; a later test must not reuse one."""
+    tokens.clear()
+    yield
+    tokens.clear()
+
+
+@pytest.fixture
+def in_process_provet(monkeypatch):
+    """New Provet clients reach the sandbox through the WSGI stack of this process."""
+    transport = wsgi_transport()
+    monkeypatch.setattr(provet_client, "default_transport", lambda: transport)
+    return transport
+
+
+@pytest.fixture
+def seeded(db):
+    """The sandbox's two installations, seeded; a list of dicts as `sandbox_seed --json` prints."""
+    from sandbox.seed import seed_sandbox
+
+    return seed_sandbox()
+
+
+def make_practice(installation: dict, root: str, **fields) -> Practice:
+    practice = Practice(
+        name=installation["name"],
+        base_url=f"{root.rstrip('/')}/sandbox/{installation['provet_id']}/",
+        provet_id=installation["provet_id"],
+        client_id=installation["client_id"],
+        currency=installation["currency"],
+        country=installation["country"],
+        timezone=installation["timezone"],
+        provet_user_url=(
+            f"{root.rstrip('/')}/sandbox/{installation['provet_id']}/api/0.1/user/"
+            f"{installation['integration_user_id']}/"
+        ),
+        **fields,
+    )
+    practice.client_secret = installation["client_secret"]
+    practice.api_token = installation["legacy_token"]
+    practice.save()
+    return practice
+
+
+@pytest.fixture
+def practice(seeded, in_process_provet) -> Practice:
+    """The first sandbox installation as a PayLinks practice, with OAuth2, reached in-process."""
+    return make_practice(seeded[0], "http://localhost")
+
+
+@pytest.fixture
+def other_practice(seeded, in_process_provet) -> Practice:
+    return make_practice(seeded[1], "http://localhost", auth_scheme=Practice.AuthScheme.TOKEN)
+
+
+def make_user(username: str, practice: Practice | None = None, role: str = "reception"):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    if practice is not None:
+        Membership.objects.create(user=user, practice=practice, role=role)
+    return user
+
+
+@pytest.fixture
+def receptionist(practice):
+    return make_user("riikka", practice, Membership.Role.RECEPTION)
+
+
+@pytest.fixture
+def manager(practice):
+    return make_user("mikko", practice, Membership.Role.MANAGER)
+
+
+@pytest.fixture
+def outsider(other_practice):
+    return make_user("hannah", other_practice, Membership.Role.RECEPTION)
