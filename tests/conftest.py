@@ -64,7 +64,7 @@ def practice(seeded, in_process_provet) -> Practice:
 
 @pytest.fixture
 def other_practice(seeded, in_process_provet) -> Practice:
-    return make_practice(seeded[1], "http://localhost", auth_scheme=Practice.AuthScheme.TOKEN)
+    return make_practice(seeded[1], "http://localhost")
 
 
 def make_user(username: str, practice: Practice | None = None, role: str = "reception"):

@@ -19,7 +19,7 @@ DEMO_STAFF = [
     ("reception", "Riikka", "Rantanen", Membership.Role.RECEPTION, [0], False),
     ("manager", "Mikko", "Mäkelä", Membership.Role.MANAGER, [0], False),
     ("admin", "Aino", "Aalto", Membership.Role.ADMIN, [0, 1], True),
-    ("harbour", "Hannah", "Hughes", Membership.Role.RECEPTION, [1], False),
+    ("riverside", "Hannah", "Hughes", Membership.Role.RECEPTION, [1], False),
 ]
 
 
@@ -37,10 +37,7 @@ class Command(BaseCommand):
         from sandbox.seed import seed_sandbox  # the demo is the one place that may
 
         installations = seed_sandbox()
-        practices = [
-            self._practice(item, base_url, oauth=(index == 0))
-            for index, item in enumerate(installations)
-        ]
+        practices = [self._practice(item, base_url) for item in installations]
         self._staff(practices)
         # The server isn't listening yet, so the first sync goes through the sandbox in-process.
         transport = wsgi_transport()
@@ -61,7 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Sandbox (Provet Cloud stand-in, outboxes): {base_url}/sandbox/")
 
     @transaction.atomic
-    def _practice(self, item: dict, base_url: str, oauth: bool) -> Practice:
+    def _practice(self, item: dict, base_url: str) -> Practice:
         root = f"{base_url.rstrip('/')}/sandbox/{item['provet_id']}/"
         practice, _ = Practice.objects.update_or_create(
             base_url=root,
@@ -73,8 +70,7 @@ class Command(BaseCommand):
                 "timezone": item["timezone"],
                 "provet_user_url": f"{root}api/0.1/user/{item['integration_user_id']}/",
                 "default_return_url": "",
-                # The first practice uses OAuth2, the second a legacy token: the demo shows both.
-                "auth_scheme": (Practice.AuthScheme.OAUTH2 if oauth else Practice.AuthScheme.TOKEN),
+                "auth_scheme": Practice.AuthScheme.OAUTH2,
                 "client_id": item["client_id"],
             },
         )
