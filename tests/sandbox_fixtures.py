@@ -64,7 +64,7 @@ class SandboxAPI:
             return call(url, json.dumps(body or {}), content_type="application/json")
         return call(url)
 
-    def link_payload(self, invoice_id: int | None = None, **link_data) -> dict:
+    def link_payload(self, invoice_pk: int | None = None, **link_data) -> dict:
         """A valid Provet Pay postransaction for an invoice, as the reference shows it."""
         body = {
             "amount": "10.00",
@@ -75,8 +75,8 @@ class SandboxAPI:
             "department": self.url("department", self.installation["department_ids"][0]),
             "payment_link_data": {"duration": 2880, "delivery_method": 0, **link_data},
         }
-        if invoice_id is not None:
-            body["invoice"] = self.url("invoice", invoice_id)
+        if invoice_pk is not None:
+            body["invoice"] = self.url("invoice", invoice_pk)
         return body
 
 
