@@ -186,7 +186,7 @@ def test_it_refuses_a_prepayment_for_an_unknown_client(sandbox_api, northvale):
 
 def test_it_refuses_a_prepayment_without_its_department(sandbox_api):
     body = sandbox_api.link_payload()
-    body["prepayment_data"] = {"client_id": 1}
+    body["prepayment_data"] = {"client_id": Client.objects.filter(installation__provet_id=4)[0].pk}
     errors = errors_of(sandbox_api.post("postransaction/", body))
     assert errors == {"prepayment_data": {"department_id": ["This field is required."]}}
 
