@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("paylinks.urls")),
 ]
 
 if settings.PAYLINKS_SANDBOX:

@@ -87,3 +87,11 @@ def manager(practice):
 @pytest.fixture
 def outsider(other_practice):
     return make_user("hannah", other_practice, Membership.Role.RECEPTION)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_at_once(monkeypatch):
+    """django-q2 tasks run synchronously in tests, inside the request that queues them."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)

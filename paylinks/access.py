@@ -1,0 +1,34 @@
+"""Who sees what: every page, query and action is scoped by the person's memberships."""
+
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+
+from clinics.models import Membership, Practice
+from paylinks.models import PaymentLink
+
+SESSION_KEY = "practice"
+
+
+def practices_for(user) -> QuerySet[Practice]:
+    return Practice.objects.for_user(user).filter(is_active=True)
+
+
+def current_practice(request: HttpRequest) -> Practice:
+    """The practice the person is working in: the one they chose, else their first."""
+    practices = practices_for(request.user)
+    chosen = request.session.get(SESSION_KEY)
+    practice = (chosen and practices.filter(code=chosen).first()) or practices.first()
+    if practice is None:
+        raise Http404("You are not a member of any practice yet. Ask an admin to add you.")
+    return practice
+
+
+def links_for(user) -> QuerySet[PaymentLink]:
+    return PaymentLink.objects.filter(practice__in=practices_for(user))
+
+
+def role_in(user, practice: Practice) -> str | None:
+    if user.is_superuser:
+        return Membership.Role.ADMIN
+    membership = practice.memberships.filter(user=user).first()
+    return membership.role if membership else None

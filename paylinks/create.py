@@ -1,0 +1,240 @@
+"""Making a payment link: one POST to Provet per idempotency key, never a blind retry.
+
+DESIGN.md "A link's life", steps 1 and 2: the link is written in `creating` with its key, then
+posted; Provet's answer makes it `active`. An answer lost after the request left (timeout,
+dropped connection, 5xx) makes it `unknown`, and the reconciler decides what happened.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clinics.models import Department, Practice
+from clinics.provet import (
+    ProvetError,
+    ProvetRateLimited,
+    ProvetUnavailable,
+    ProvetValidationError,
+)
+from clinics.sync import explain
+from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment, Tokenize
+from paylinks.reconcile import reconcile_link
+
+# Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
+PAYMENT_TYPE_PROVET_PAY = 5003
+TRANSACTION_TYPE_PAYMENT_LINK = 4
+FIRST_CHECK_AFTER = timezone.timedelta(seconds=30)
+
+# Provet's field names, as they come back in a 400, mapped onto the form's.
+PROVET_FIELDS = {
+    "amount": "amount",
+    "department": "department",
+    "invoice": "__all__",
+    "payment_link_data.email": "email",
+    "payment_link_data.phone": "phone",
+    "payment_link_data.description": "description",
+    "payment_link_data.duration": "duration",
+    "payment_link_data.return_url": "return_url",
+    "payment_link_data.delivery_method": "delivery_method",
+    "payment_link_data.tokenize": "tokenize",
+    "payment_link_data.recurring_model": "recurring_model",
+    "payment_link_data.invoice_id": "__all__",
+    "prepayment_data.client_id": "client",
+    "prepayment_data.department_id": "department",
+    "prepayment_data.description": "description",
+}
+
+
+@dataclass
+class LinkDraft:
+    """Everything a link needs, already validated (see paylinks/forms.py)."""
+
+    practice: Practice
+    department: Department
+    amount: Decimal
+    delivery_method: int
+    email: str
+    phone: str
+    description: str
+    duration_minutes: int
+    return_url: str
+    tokenize: str
+    recurring_model: str
+    consent: bool
+    created_by: AbstractBaseUser
+    idempotency_key: str
+    invoice: Invoice | None = None
+    client_provet_id: int | None = None
+    client_name: str = ""
+    prepayment_description: str = ""
+    replaces: PaymentLink | None = None
+
+
+class LinkNotCreated(Exception):
+    """Provet refused the link or was never reached: nothing exists, here or there."""
+
+    def __init__(self, message: str, field_errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field_errors = field_errors or {}
+
+
+def create_link(draft: LinkDraft) -> PaymentLink:
+    """Create the link once; the same key again returns the same link without calling Provet."""
+    existing = PaymentLink.objects.filter(idempotency_key=draft.idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        link = _reserve(draft)
+    except IntegrityError:
+        # Another request with the same key (a double click, a second tab) got there first.
+        return PaymentLink.objects.get(idempotency_key=draft.idempotency_key)
+
+    try:
+        with draft.practice.provet_client() as client:
+            body = provet_body(draft, link, client.url_for)
+            posted = client.create_postransaction(body)
+    except ProvetUnavailable as error:
+        if not error.request_sent:
+            _discard(link)
+            raise LinkNotCreated(
+                f"Provet Cloud could not be reached, so nothing was created. {error}"
+            ) from error
+        link.mark(
+            PaymentLink.State.UNKNOWN,
+            source=LinkEvent.Source.SYSTEM,
+            message=f"Provet's answer was lost ({error}); checking whether the link exists.",
+        )
+        reconcile_link(link)
+        return link
+    except ProvetValidationError as error:
+        _discard(link)
+        raise LinkNotCreated(
+            "Provet Cloud did not accept the link.", map_field_errors(error.flat_errors())
+        ) from error
+    except ProvetRateLimited as error:
+        _discard(link)
+        raise LinkNotCreated(
+            f"Provet Cloud is busy, so nothing was created. Try again in "
+            f"{error.retry_after:.0f} seconds."
+        ) from error
+    except ProvetError as error:
+        _discard(link)
+        raise LinkNotCreated(f"Nothing was created: {explain(error)}") from error
+
+    link.adopt(
+        posted,
+        source=LinkEvent.Source.USER,
+        user=draft.created_by,
+        kind=LinkEvent.Kind.CREATED,
+        message=_created_message(link),
+    )
+    PaymentLink.objects.filter(pk=link.pk, state=PaymentLink.State.ACTIVE).update(
+        next_check_at=timezone.now() + FIRST_CHECK_AFTER
+    )
+    if draft.replaces is not None:
+        draft.replaces.event(
+            LinkEvent.Kind.REISSUED,
+            LinkEvent.Source.USER,
+            draft.created_by,
+            message=f"Replaced by a new link for {link.amount} {link.currency}",
+        )
+    return link
+
+
+def provet_body(draft: LinkDraft, link: PaymentLink, url_for) -> dict:
+    data: dict = {
+        "duration": draft.duration_minutes,
+        "delivery_method": draft.delivery_method,
+        "description": draft.description,
+    }
+    if draft.email:
+        data["email"] = draft.email
+    if draft.phone:
+        data["phone"] = draft.phone
+    if draft.return_url:
+        data["return_url"] = draft.return_url
+    if draft.tokenize != Tokenize.OFF:
+        data["tokenize"] = draft.tokenize
+        data["recurring_model"] = draft.recurring_model
+    body: dict = {
+        "amount": draft.amount,
+        "terminal_id": 0,
+        "payment_type": PAYMENT_TYPE_PROVET_PAY,
+        "transaction_type": TRANSACTION_TYPE_PAYMENT_LINK,
+        "creator": draft.practice.provet_user_url,
+        "department": url_for("department", draft.department.provet_id),
+        "payment_link_data": data,
+    }
+    if draft.invoice is not None:
+        body["invoice"] = url_for("invoice", draft.invoice.provet_id)
+    else:
+        body["prepayment_data"] = {
+            "client_id": draft.client_provet_id,
+            "department_id": draft.department.provet_id,
+            "description": draft.prepayment_description or draft.description,
+        }
+    return body
+
+
+def map_field_errors(flat: dict[str, list[str]]) -> dict[str, list[str]]:
+    mapped: dict[str, list[str]] = {}
+    for name, messages in flat.items():
+        field = PROVET_FIELDS.get(name, "__all__")
+        mapped.setdefault(field, []).extend(f"Provet Cloud: {m}" for m in messages)
+    return mapped
+
+
+@transaction.atomic
+def _reserve(draft: LinkDraft) -> PaymentLink:
+    prepayment = None
+    if draft.invoice is None:
+        prepayment = Prepayment.objects.create(
+            practice=draft.practice,
+            department=draft.department,
+            client_provet_id=draft.client_provet_id,
+            client_name=draft.client_name,
+            description=draft.prepayment_description,
+        )
+    consent = draft.consent and draft.tokenize == Tokenize.YES
+    return PaymentLink.objects.create(
+        practice=draft.practice,
+        invoice=draft.invoice,
+        prepayment=prepayment,
+        department=draft.department,
+        client_name=draft.invoice.client_name if draft.invoice else draft.client_name,
+        amount=draft.amount,
+        currency=draft.practice.currency,
+        delivery_method=draft.delivery_method,
+        email=draft.email,
+        phone=draft.phone,
+        description=draft.description,
+        duration_minutes=draft.duration_minutes,
+        return_url=draft.return_url,
+        tokenize=draft.tokenize,
+        recurring_model=draft.recurring_model if draft.tokenize else "",
+        consent_recorded_by=draft.created_by if consent else None,
+        consent_recorded_at=timezone.now() if consent else None,
+        created_by=draft.created_by,
+        idempotency_key=draft.idempotency_key,
+        replaces=draft.replaces,
+    )
+
+
+def _discard(link: PaymentLink) -> None:
+    """Provet certainly made nothing: leave nothing here either, and free the key."""
+    with transaction.atomic():
+        prepayment_id = link.prepayment_id
+        link.delete()
+        if prepayment_id:
+            Prepayment.objects.filter(pk=prepayment_id).delete()
+
+
+def _created_message(link: PaymentLink) -> str:
+    parts = [f"{link.amount} {link.currency}", link.get_delivery_method_display()]
+    if link.consent_recorded_at:
+        parts.append("client consented to saving the card")
+    return ", ".join(parts)

@@ -1,0 +1,129 @@
+"""The link page: payer URL, QR code, live statuses, timeline, and the actions on a link."""
+
+import datetime as dt
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from clinics.provet import ProvetError
+from clinics.sync import explain
+from paylinks.access import links_for
+from paylinks.create import LinkNotCreated
+from paylinks.forms import new_form_token
+from paylinks.models import LinkEvent, PaymentLink
+from paylinks.refresh import CannotCancel, cancel_link, check_now
+from paylinks.reissue import reissue_link
+from paylinks.tasks import request_refresh
+
+
+def _get_link_for_user(request: HttpRequest, code) -> PaymentLink:
+    """Another practice's link is a 404, not a 403 that would confirm it exists."""
+    return get_object_or_404(
+        links_for(request.user).select_related(
+            "practice", "invoice", "prepayment", "department", "created_by"
+        ),
+        code=code,
+    )
+
+
+@login_required
+def link_detail(request: HttpRequest, code) -> HttpResponse:
+    link = _get_link_for_user(request, code)
+    return render(request, "paylinks/link.html", _context(link))
+
+
+@login_required
+def link_status(request: HttpRequest, code) -> HttpResponse:
+    """The live part of the link page, polled by htmx while the link is not final."""
+    link = _get_link_for_user(request, code)
+    request_refresh(link)
+    return render(request, "paylinks/_link_status.html", _context(link))
+
+
+@login_required
+@require_POST
+def link_check(request: HttpRequest, code) -> HttpResponse:
+    link = _get_link_for_user(request, code)
+    try:
+        asked = check_now(link, user=request.user)
+    except ProvetError as error:
+        messages.error(request, explain(error))
+    else:
+        if not asked:
+            messages.info(request, "Checked a moment ago; the statuses below are current.")
+    return redirect("paylinks:link", code=link.code)
+
+
+@login_required
+@require_POST
+def link_cancel(request: HttpRequest, code) -> HttpResponse:
+    link = _get_link_for_user(request, code)
+    try:
+        cancel_link(link, user=request.user)
+    except CannotCancel as refusal:
+        messages.error(request, str(refusal))
+    except ProvetError as error:
+        messages.error(request, f"The link was not cancelled: {explain(error)}")
+    else:
+        messages.success(request, "The link is cancelled: the client can no longer pay with it.")
+    return redirect("paylinks:link", code=link.code)
+
+
+@login_required
+@require_POST
+def link_reissue(request: HttpRequest, code) -> HttpResponse:
+    link = _get_link_for_user(request, code)
+    token = request.POST.get("form_token", "")
+    if not 16 <= len(token) <= 64:
+        messages.error(request, "This page has expired: reload it and try again.")
+        return redirect("paylinks:link", code=link.code)
+    try:
+        new = reissue_link(link, user=request.user, idempotency_key=token)
+    except LinkNotCreated as refused:
+        details = [m for ms in refused.field_errors.values() for m in ms]
+        messages.error(request, " ".join([refused.message, *details]))
+        return redirect(_next_or(request, link))
+    except ProvetError as error:
+        messages.error(request, f"No new link was made: {explain(error)}")
+        return redirect(_next_or(request, link))
+    messages.success(request, f"A new link for {new.amount} {new.currency} was made.")
+    return redirect("paylinks:link", code=new.code)
+
+
+def _next_or(request: HttpRequest, link: PaymentLink) -> str:
+    """Back where the action was taken (the follow-up queue), if that is one of our pages."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return reverse("paylinks:link", kwargs={"code": link.code})
+
+
+def _context(link: PaymentLink) -> dict:
+    qr = ""
+    if link.payer_url:
+        # segno escapes nothing user-controlled: the payer URL comes from Provet, as a QR path.
+        qr = mark_safe(  # noqa: S308
+            segno.make(link.payer_url, error="m").svg_inline(
+                scale=5, dark="#1f2933", title="QR code of the payment link"
+            )
+        )
+    return {
+        "link": link,
+        "practice": link.practice,
+        "qr": qr,
+        "events": link.events.select_related("user"),
+        "replacement": link.replacements.order_by("-created_at").first(),
+        "reissue_token": new_form_token(),
+        "poll": not link.is_final_for_display,
+        "now": timezone.now(),
+        "expires_in": (link.expires_at - timezone.now()) if link.expires_at else dt.timedelta(0),
+        "source_labels": dict(LinkEvent.Source.choices),
+    }

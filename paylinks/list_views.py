@@ -1,0 +1,140 @@
+"""The lists: today's and open links first, filters and search, and the follow-up queue."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from paylinks.access import current_practice, links_for
+from paylinks.forms import new_form_token
+from paylinks.models import PaymentLink, PaymentStatus
+
+PAGE_SIZE = 25
+
+STATUS_FILTERS = {
+    "open": PaymentLink.open_q(),
+    "paid": Q(payment_status=PaymentStatus.ACCEPTED),
+    "expired": Q(payment_status=PaymentStatus.EXPIRED),
+    "failed": Q(payment_status=PaymentStatus.FAILED) | Q(state=PaymentLink.State.FAILED),
+    "cancelled": Q(cancelled_at__isnull=False) | Q(payment_status=PaymentStatus.ABORTED),
+    "unknown": Q(state=PaymentLink.State.UNKNOWN),
+}
+
+
+class LinkFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "Client, invoice number, email or phone", "type": "search"}
+        ),
+    )
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=[
+            ("", "Any status"),
+            ("open", "Waiting for payment"),
+            ("paid", "Paid"),
+            ("expired", "Expired"),
+            ("failed", "Failed"),
+            ("cancelled", "Cancelled"),
+            ("unknown", "Being checked"),
+        ],
+    )
+    department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
+    created_by = forms.ChoiceField(label="Created by", required=False)
+    date = forms.DateField(
+        label="Created on", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, practice, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.practice = practice
+        self.fields["department"].choices = [("", "All departments")] + [
+            (d.provet_id, d.name) for d in practice.departments.all()
+        ]
+        staff = (
+            get_user_model()
+            .objects.filter(memberships__practice=practice)
+            .order_by("first_name", "username")
+        )
+        self.fields["created_by"].choices = [("", "Anyone")] + [
+            (u.username, u.get_full_name() or u.username) for u in staff
+        ]
+
+    def apply(self, links: QuerySet[PaymentLink]) -> QuerySet[PaymentLink]:
+        if not self.is_valid():
+            return links
+        data = self.cleaned_data
+        if data["status"]:
+            links = links.filter(STATUS_FILTERS[data["status"]])
+        if data["department"]:
+            links = links.filter(department__provet_id=data["department"])
+        if data["created_by"]:
+            links = links.filter(created_by__username=data["created_by"])
+        if data["date"]:
+            links = links.filter(created_at__date=data["date"])
+        if data["q"]:
+            text = data["q"].strip()
+            links = links.filter(
+                Q(client_name__icontains=text)
+                | Q(invoice__number__icontains=text)
+                | Q(email__icontains=text)
+                | Q(phone__icontains=text.replace(" ", ""))
+            )
+        return links
+
+
+@login_required
+def link_list(request: HttpRequest) -> HttpResponse:
+    practice = current_practice(request)
+    form = LinkFilterForm(request.GET or None, practice=practice)
+    links = form.apply(_practice_links(request, practice))
+    # Open links first, then the newest.
+    links = links.annotate(
+        open_first=Case(
+            When(PaymentLink.open_q(), then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+    ).order_by("open_first", "-created_at")
+    page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "paylinks/links.html",
+        {"practice": practice, "form": form, "page": page, "query": query.urlencode()},
+    )
+
+
+@login_required
+def followup(request: HttpRequest) -> HttpResponse:
+    """Expired unpaid links whose money is still due and that nobody has sent again yet."""
+    practice = current_practice(request)
+    replaced = PaymentLink.objects.filter(replaces=OuterRef("pk")).exclude(
+        state=PaymentLink.State.FAILED
+    )
+    links = (
+        _practice_links(request, practice)
+        .filter(payment_status=PaymentStatus.EXPIRED)
+        .filter(Q(invoice__isnull=True) | Q(invoice__due_sum__gt=0))
+        .exclude(Exists(replaced))
+        .order_by("-expires_at")
+    )
+    page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
+    for link in page:
+        link.reissue_token = new_form_token()
+    return render(request, "paylinks/followup.html", {"practice": practice, "page": page})
+
+
+def _practice_links(request: HttpRequest, practice) -> QuerySet[PaymentLink]:
+    return (
+        links_for(request.user)
+        .filter(practice=practice)
+        .select_related("invoice", "department", "created_by", "practice")
+    )

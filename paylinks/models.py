@@ -1,0 +1,502 @@
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from clinics.models import Department, Practice
+from clinics.provet.types import PosTransaction
+
+
+class InvoiceStatus(models.IntegerChoices):
+    DRAFT = 0, _("Draft")
+    SENT = 1, _("Sent")
+    OPEN = 2, _("Open")
+    FINALIZED = 3, _("Finalized")
+    INVOICING = 4, _("Invoicing")
+    VOIDED = 99, _("Voided")
+
+
+class PaymentStatus(models.IntegerChoices):
+    PENDING = 1, _("Waiting for payment")
+    FAILED = 2, _("Payment failed")
+    EXPIRED = 3, _("Expired")
+    ABORTED = 4, _("Cancelled by the client")
+    ACCEPTED = 5, _("Paid")
+
+    @classmethod
+    def final(cls) -> set[int]:
+        return {cls.FAILED, cls.EXPIRED, cls.ABORTED, cls.ACCEPTED}
+
+    @classmethod
+    def rank(cls, status: int | None) -> int:
+        """Statuses only move forward: pending, then an ending, and Paid above every other
+        ending (a payment that raced the expiry still counts)."""
+        if status is None:
+            return -1
+        if status == cls.PENDING:
+            return 0
+        return 2 if status == cls.ACCEPTED else 1
+
+
+class DeliveryStatus(models.IntegerChoices):
+    NOT_SENT = 1, _("Not sent")
+    SENT = 2, _("Sent")
+    FAILED = 3, _("Delivery failed")
+
+
+def delivery_rank(status: int | None) -> int:
+    if status is None:
+        return -1
+    return 0 if status == DeliveryStatus.NOT_SENT else 1
+
+
+class DeliveryMethod(models.IntegerChoices):
+    DONT_SEND = 0, _("Don't send")
+    SMS_AND_EMAIL = 1, _("SMS and email")
+    EMAIL = 2, _("Email only")
+    SMS = 3, _("SMS only")
+
+    @property
+    def needs_email(self) -> bool:
+        return self in (DeliveryMethod.SMS_AND_EMAIL, DeliveryMethod.EMAIL)
+
+    @property
+    def needs_phone(self) -> bool:
+        return self in (DeliveryMethod.SMS_AND_EMAIL, DeliveryMethod.SMS)
+
+
+class Tokenize(models.TextChoices):
+    OFF = "", _("Off")
+    ASK = "ask", _("Ask the client")
+    YES = "yes", _("Save the card")
+
+
+class RecurringModel(models.TextChoices):
+    NONE = "", _("—")
+    ONE_OFF = "one-off", _("One-off")
+    SUBSCRIPTION = "subscription", _("Subscription")
+
+
+def _label(choices, value: int | None) -> str:
+    return str(choices(value).label) if value is not None else ""
+
+
+class Invoice(models.Model):
+    """A snapshot of a Provet invoice, for display, search and reporting. Provet is the truth."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="invoices")
+    provet_id = models.PositiveIntegerField()
+    number = models.CharField(max_length=50, blank=True)
+    status = models.IntegerField(choices=InvoiceStatus.choices)
+    credit_note = models.BooleanField(default=False)
+    client_provet_id = models.PositiveIntegerField(null=True, blank=True)
+    client_name = models.CharField(max_length=200, blank=True)
+    client_email = models.EmailField(blank=True)
+    client_phone = models.CharField(max_length=32, blank=True)
+    client_no_sms = models.BooleanField(default=False)
+    client_no_email = models.BooleanField(default=False)
+    department = models.ForeignKey(
+        Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
+    )
+    total_with_vat = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    due_sum = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    invoice_date = models.DateField(null=True, blank=True)
+    date_paid = models.DateField(null=True, blank=True)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-invoice_date", "-provet_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "provet_id"], name="invoice_unique_per_practice"
+            )
+        ]
+        indexes = [models.Index(fields=["practice", "number"], name="invoice_number_idx")]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft invoice {self.provet_id}"
+
+    @property
+    def is_payable(self) -> bool:
+        return self.status == InvoiceStatus.FINALIZED and not self.credit_note and self.due_sum > 0
+
+    def open_links(self) -> models.QuerySet["PaymentLink"]:
+        return self.links.filter(PaymentLink.open_q())
+
+
+class Prepayment(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="prepayments")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    client_provet_id = models.PositiveIntegerField()
+    client_name = models.CharField(max_length=200)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Prepayment for {self.client_name}"
+
+
+class PaymentLink(models.Model):
+    class State(models.TextChoices):
+        CREATING = "creating", _("Creating")
+        ACTIVE = "active", _("Active")
+        UNKNOWN = "unknown", _("Outcome unknown")
+        FAILED = "failed", _("Not created")
+        CLOSED = "closed", _("Closed")
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="links")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="links"
+    )
+    prepayment = models.ForeignKey(
+        Prepayment, on_delete=models.PROTECT, null=True, blank=True, related_name="links"
+    )
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="links")
+    client_name = models.CharField(max_length=200, blank=True)
+
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    delivery_method = models.IntegerField(
+        choices=DeliveryMethod.choices, default=DeliveryMethod.DONT_SEND
+    )
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    description = models.CharField(max_length=255, blank=True)
+    duration_minutes = models.PositiveIntegerField()
+    return_url = models.URLField(max_length=2000, blank=True)
+    tokenize = models.CharField(max_length=3, choices=Tokenize.choices, blank=True)
+    recurring_model = models.CharField(max_length=12, choices=RecurringModel.choices, blank=True)
+    consent_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    consent_recorded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="payment_links",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    replaces = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replacements"
+    )
+
+    # What Provet answered.
+    postransaction_id = models.PositiveIntegerField(null=True, blank=True)
+    postransaction_url = models.URLField(max_length=500, blank=True)
+    external_id = models.CharField(max_length=64, blank=True)
+    payer_url = models.URLField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    payment_status = models.IntegerField(choices=PaymentStatus.choices, null=True, blank=True)
+    delivery_status = models.IntegerField(choices=DeliveryStatus.choices, null=True, blank=True)
+
+    # Bookkeeping.
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CREATING)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    needs_review = models.BooleanField(
+        default=False, help_text=_("Several Provet links could be this one: a person decides.")
+    )
+    imported = models.BooleanField(
+        default=False, help_text=_("Made outside PayLinks and found on the invoice in Provet.")
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(invoice__isnull=False) & Q(prepayment__isnull=True))
+                | (Q(invoice__isnull=True) & Q(prepayment__isnull=False)),
+                name="link_for_one_invoice_or_one_prepayment",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="link_amount_positive"),
+            models.UniqueConstraint(
+                fields=["practice", "postransaction_id"],
+                condition=Q(postransaction_id__isnull=False),
+                name="link_unique_postransaction",
+            ),
+        ]
+        indexes = [
+            # Used by the poller (paylinks/polling.py) to claim links that are due.
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(next_check_at__isnull=False),
+                name="link_due_for_check_idx",
+            ),
+            models.Index(fields=["practice", "-created_at"], name="link_practice_created_idx"),
+            models.Index(fields=["external_id"], name="link_external_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} – {self.subject}"
+
+    @staticmethod
+    def open_q() -> Q:
+        """Links that a client may still pay (or that may turn out to exist)."""
+        return Q(state__in=[PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN]) | Q(
+            state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING
+        )
+
+    @property
+    def subject(self) -> str:
+        if self.invoice_id:
+            return f"invoice {self.invoice}"
+        return "prepayment"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (self.State.CREATING, self.State.UNKNOWN) or (
+            self.state == self.State.ACTIVE and self.payment_status == PaymentStatus.PENDING
+        )
+
+    @property
+    def is_final_for_display(self) -> bool:
+        """Nothing about this link will change by itself any more: stop polling the page."""
+        return self.state in (self.State.FAILED, self.State.CLOSED) or self.needs_review
+
+    def display_status(self) -> tuple[str, str]:
+        """The status in a receptionist's words, and its tone (waiting, good, bad, neutral)."""
+        if self.state == self.State.CREATING:
+            return "Creating…", "waiting"
+        if self.state == self.State.UNKNOWN:
+            if self.needs_review:
+                return "Needs checking: several Provet links match", "bad"
+            return "Checking with Provet…", "waiting"
+        if self.state == self.State.FAILED:
+            return "Not created", "bad"
+        if self.payment_status == PaymentStatus.ACCEPTED:
+            return "Paid", "good"
+        if self.cancelled_at:
+            return "Cancelled", "neutral"
+        if self.replacements.exclude(state=self.State.FAILED).exists():
+            return "Replaced by a new link", "neutral"
+        if self.invoice_id and self.invoice and self.invoice.due_sum <= 0:
+            return "Superseded: the invoice is paid", "neutral"
+        if self.payment_status is None:
+            return "Waiting for payment", "waiting"
+        tone = "waiting" if self.payment_status == PaymentStatus.PENDING else "bad"
+        return str(PaymentStatus(self.payment_status).label), tone
+
+    def display_delivery(self) -> str:
+        if self.delivery_method == DeliveryMethod.DONT_SEND:
+            return "Not sent: hand over the link or the QR code"
+        channel = DeliveryMethod(self.delivery_method).label
+        if self.delivery_status is None or self.delivery_status == DeliveryStatus.NOT_SENT:
+            return f"{channel}: sending…"
+        if self.delivery_status == DeliveryStatus.SENT:
+            return f"{channel}: sent"
+        return f"{channel}: delivery failed, check the number or address"
+
+    # State changes. Each locks and re-reads the row, writes its events in the same
+    # transaction, and leaves `self` holding what was saved.
+
+    def _locked(self) -> "PaymentLink":
+        return PaymentLink.objects.select_for_update().get(pk=self.pk)
+
+    def _refresh_from(self, saved: "PaymentLink") -> None:
+        for field in self._meta.concrete_fields:
+            setattr(self, field.attname, getattr(saved, field.attname))
+
+    def event(self, kind: str, source: str, user=None, old="", new="", message="") -> "LinkEvent":
+        return LinkEvent.objects.create(
+            link=self,
+            kind=kind,
+            source=source,
+            user=user,
+            old_value=str(old),
+            new_value=str(new),
+            message=message,
+        )
+
+    def adopt(
+        self,
+        posted: PosTransaction,
+        *,
+        source: str,
+        kind: str = "created",
+        user=None,
+        message: str = "",
+    ) -> None:
+        """Take Provet's postransaction as this link's own (after a POST or a reconciliation)."""
+        with transaction.atomic():
+            link = self._locked()
+            if link.postransaction_id == posted.id:
+                self._refresh_from(link)
+                return
+            link.postransaction_id = posted.id
+            link.postransaction_url = posted.url
+            old_state = link.state
+            link.state = self.State.ACTIVE
+            link.last_error = ""
+            fields = ["postransaction_id", "postransaction_url", "state", "last_error"]
+            if posted.payment_link:
+                link.external_id = posted.payment_link.external_id
+                link.payer_url = posted.payment_link.url
+                link.expires_at = posted.payment_link.expiration_time
+                fields += ["external_id", "payer_url", "expires_at"]
+            link.save(update_fields=fields)
+            link.event(kind, source, user, old_state, link.state, message)
+            if posted.payment_link:
+                link._apply_statuses(
+                    posted.payment_link.payment_status,
+                    posted.payment_link.delivery_status,
+                    source=source,
+                    user=user,
+                )
+        self._refresh_from(link)
+
+    def record_status(
+        self,
+        posted: PosTransaction,
+        *,
+        source: str,
+        user=None,
+        now: dt.datetime | None = None,
+    ) -> bool:
+        """Apply what Provet says now; return whether anything changed. Never moves backwards."""
+        if posted.payment_link is None:
+            return False
+        with transaction.atomic():
+            link = self._locked()
+            changed = link._apply_statuses(
+                posted.payment_link.payment_status,
+                posted.payment_link.delivery_status,
+                source=source,
+                user=user,
+                now=now,
+            )
+            link.checked_at = now or timezone.now()
+            link.save(update_fields=["checked_at"])
+        self._refresh_from(link)
+        return changed
+
+    def _apply_statuses(
+        self,
+        payment_status: int,
+        delivery_status: int,
+        *,
+        source: str,
+        user=None,
+        now: dt.datetime | None = None,
+    ) -> bool:
+        """Inside a locked transaction: move the statuses forward, one event per change."""
+        now = now or timezone.now()
+        fields = []
+        if PaymentStatus.rank(payment_status) > PaymentStatus.rank(self.payment_status):
+            self.event(
+                LinkEvent.Kind.PAYMENT_CHANGED,
+                source,
+                user,
+                _label(PaymentStatus, self.payment_status),
+                _label(PaymentStatus, payment_status),
+            )
+            self.payment_status = payment_status
+            fields.append("payment_status")
+            if payment_status == PaymentStatus.ACCEPTED:
+                self.paid_at = now
+                fields.append("paid_at")
+            if payment_status in PaymentStatus.final() and self.state == self.State.ACTIVE:
+                self.state = self.State.CLOSED
+                self.next_check_at = None
+                fields += ["state", "next_check_at"]
+        if delivery_rank(delivery_status) > delivery_rank(self.delivery_status):
+            self.event(
+                LinkEvent.Kind.DELIVERY_CHANGED,
+                source,
+                user,
+                _label(DeliveryStatus, self.delivery_status),
+                _label(DeliveryStatus, delivery_status),
+            )
+            self.delivery_status = delivery_status
+            fields.append("delivery_status")
+        if fields:
+            self.save(update_fields=fields)
+        return bool(fields)
+
+    def mark(self, state: str, *, source: str, message: str, user=None) -> None:
+        """Move to `unknown` or `failed` with the reason, as an error event."""
+        with transaction.atomic():
+            link = self._locked()
+            if link.state == state and link.last_error == message:
+                self._refresh_from(link)
+                return
+            old_state = link.state
+            link.state = state
+            link.last_error = message
+            link.save(update_fields=["state", "last_error"])
+            link.event(LinkEvent.Kind.ERROR, source, user, old_state, state, message)
+        self._refresh_from(link)
+
+    def record_cancelled(self, *, user, source: str, message: str = "") -> None:
+        """Provet has deleted the postransaction: the link can no longer be paid."""
+        with transaction.atomic():
+            link = self._locked()
+            if link.cancelled_at:
+                self._refresh_from(link)
+                return
+            old_state = link.state
+            link.state = self.State.CLOSED
+            link.cancelled_at = timezone.now()
+            link.next_check_at = None
+            link.save(update_fields=["state", "cancelled_at", "next_check_at"])
+            link.event(
+                LinkEvent.Kind.CANCELLED,
+                LinkEvent.Source.USER,
+                user,
+                old_state,
+                "cancelled",
+                message,
+            )
+        self._refresh_from(link)
+
+
+class LinkEvent(models.Model):
+    """Append-only history of a link: the audit trail and the funnel."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        DELIVERY_CHANGED = "delivery", _("Delivery changed")
+        PAYMENT_CHANGED = "payment", _("Payment changed")
+        REFRESHED = "refreshed", _("Checked by hand")
+        REISSUED = "reissued", _("Sent again")
+        CANCELLED = "cancelled", _("Cancelled")
+        RECONCILED = "reconciled", _("Reconciled")
+        ERROR = "error", _("Error")
+
+    class Source(models.TextChoices):
+        USER = "user", _("Staff")
+        POLLER = "poller", _("Poller")
+        WEBHOOK = "webhook", _("Webhook")
+        SYSTEM = "system", _("PayLinks")
+
+    link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    old_value = models.CharField(max_length=100, blank=True)
+    new_value = models.CharField(max_length=100, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.old_value} → {self.new_value}".strip()

@@ -1,0 +1,120 @@
+"""Deciding what happened to a link whose creation answer was lost (DESIGN.md, step 2).
+
+Provet may have made the postransaction anyway. The reconciler reads what Provet has (the
+invoice's postransactions, or the newest ones for a prepayment) and adopts the one that matches:
+same amount and department, made after the attempt, not already some other link's. None after a
+grace period: the attempt failed and may be made again. Several: a person must decide.
+"""
+
+import datetime as dt
+import logging
+
+from django.utils import timezone
+
+from clinics.provet import ProvetClient, ProvetError
+from clinics.provet.types import PosTransaction, id_from_url
+from paylinks.models import LinkEvent, PaymentLink
+
+logger = logging.getLogger(__name__)
+
+# Provet can take a moment to show a postransaction whose answer was lost; until this has
+# passed, "not found" means "not yet", not "never".
+GRACE = dt.timedelta(minutes=2)
+# Clocks differ: a postransaction "created" a little before our attempt can still be it.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+RETRY_AFTER = dt.timedelta(seconds=30)
+RECENT_PAGES = 3
+
+
+def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
+    now = now or timezone.now()
+    if link.state != PaymentLink.State.UNKNOWN or link.needs_review:
+        return
+    try:
+        with link.practice.provet_client() as client:
+            matches = _matches(client, link)
+    except ProvetError as error:
+        logger.warning("reconcile link %s: %s", link.code, error)
+        _try_again_later(link, now)
+        return
+    if len(matches) == 1:
+        link.adopt(
+            matches[0],
+            source=LinkEvent.Source.SYSTEM,
+            kind=LinkEvent.Kind.RECONCILED,
+            message=f"Found in Provet after the lost answer (postransaction {matches[0].id})",
+        )
+    elif len(matches) > 1:
+        ids = ", ".join(str(m.id) for m in matches)
+        link.mark(
+            PaymentLink.State.UNKNOWN,
+            source=LinkEvent.Source.SYSTEM,
+            message=f"Several Provet links could be this one (postransactions {ids}).",
+        )
+        PaymentLink.objects.filter(pk=link.pk).update(needs_review=True, next_check_at=None)
+        link.refresh_from_db()
+    elif now - link.created_at >= GRACE:
+        link.mark(
+            PaymentLink.State.FAILED,
+            source=LinkEvent.Source.SYSTEM,
+            message="Provet has no such link: it was not created. It can be made again.",
+        )
+        PaymentLink.objects.filter(pk=link.pk).update(next_check_at=None)
+    else:
+        _try_again_later(link, now)
+
+
+def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
+    """Every unknown link whose next look is due (the task behind the schedule)."""
+    now = now or timezone.now()
+    due = PaymentLink.objects.filter(
+        state=PaymentLink.State.UNKNOWN, needs_review=False, next_check_at__lte=now
+    ).select_related("practice", "department", "invoice")
+    count = 0
+    for link in due:
+        reconcile_link(link, now)
+        count += 1
+    return count
+
+
+def _try_again_later(link: PaymentLink, now: dt.datetime) -> None:
+    PaymentLink.objects.filter(pk=link.pk).update(next_check_at=now + RETRY_AFTER)
+    link.next_check_at = now + RETRY_AFTER
+
+
+def _matches(client: ProvetClient, link: PaymentLink) -> list[PosTransaction]:
+    known = set(
+        PaymentLink.objects.filter(practice=link.practice, postransaction_id__isnull=False)
+        .exclude(pk=link.pk)
+        .values_list("postransaction_id", flat=True)
+    )
+    return [
+        candidate
+        for candidate in _candidates(client, link, known)
+        if candidate.id not in known
+        and candidate.payment_link is not None
+        and candidate.amount == link.amount
+        and candidate.department_id == link.department.provet_id
+        and candidate.invoice_id == (link.invoice.provet_id if link.invoice else None)
+        and (candidate.created is None or candidate.created >= link.created_at - CLOCK_SKEW)
+    ]
+
+
+def _candidates(client: ProvetClient, link: PaymentLink, known: set[int]) -> list[PosTransaction]:
+    if link.invoice is not None:
+        urls = client.get_invoice(link.invoice.provet_id).postransactions
+        return [
+            client.get_postransaction_by_url(url) for url in urls if id_from_url(url) not in known
+        ]
+    # A prepayment has no invoice to look through: read the newest postransactions, from the
+    # last page backwards, until they are older than the attempt.
+    first = client.list_postransactions(page_size=50)
+    found = list(first.results)
+    for number in range(first.num_pages, max(first.num_pages - RECENT_PAGES, 1), -1):
+        page = client.page("postransaction/", PosTransaction.from_json, page=number)
+        found.extend(page.results)
+        oldest = min((p.created for p in page.results if p.created), default=None)
+        if oldest is not None and oldest < link.created_at - CLOCK_SKEW:
+            break
+    unique = {p.id: p for p in found}
+    return list(unique.values())

@@ -1,0 +1,95 @@
+"""Asking Provet about one link now ("Check now"), and cancelling one."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from clinics.provet import ProvetNotFound, ProvetValidationError
+from paylinks.models import LinkEvent, PaymentLink
+from paylinks.reconcile import reconcile_link
+
+# "Check now" asks Provet at most this often per link, however often it is pressed.
+CHECK_NOW_INTERVAL = dt.timedelta(seconds=5)
+
+
+class CannotCancel(Exception):
+    pass
+
+
+def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> bool:
+    """Refresh the link from Provet unless it was checked a moment ago; return whether it asked.
+
+    Raises ProvetError when Provet can't answer.
+    """
+    now = now or timezone.now()
+    if link.checked_at and now - link.checked_at < CHECK_NOW_INTERVAL:
+        return False
+    if link.state == PaymentLink.State.UNKNOWN:
+        reconcile_link(link, now)
+        return True
+    if link.postransaction_id is None or link.cancelled_at:
+        return False
+    with link.practice.provet_client() as client:
+        try:
+            posted = client.get_postransaction(link.postransaction_id)
+        except ProvetNotFound:
+            link.record_cancelled(
+                user=None,
+                source=LinkEvent.Source.SYSTEM,
+                message="Deleted in Provet Cloud",
+            )
+            return True
+    changed = link.record_status(posted, source=LinkEvent.Source.USER, user=user, now=now)
+    if not changed:
+        link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message="No change")
+    return True
+
+
+def cancel_link(link: PaymentLink, *, user) -> None:
+    """Delete the postransaction in Provet so it can no longer be paid.
+
+    Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
+    """
+    if not link.is_open or link.postransaction_id is None:
+        raise CannotCancel("Only a link that is waiting for payment can be cancelled.")
+    with link.practice.provet_client() as client:
+        try:
+            client.delete_postransaction(link.postransaction_id)
+        except ProvetNotFound:
+            pass  # already gone in Provet: the outcome the person wanted
+        except ProvetValidationError as error:
+            # Provet refuses to delete a completed payment: show what really happened.
+            posted = client.get_postransaction(link.postransaction_id)
+            link.record_status(posted, source=LinkEvent.Source.USER, user=user)
+            raise CannotCancel(
+                "Provet Cloud would not cancel it: "
+                + "; ".join(m for ms in error.flat_errors().values() for m in ms)
+            ) from error
+    link.record_cancelled(user=user, source=LinkEvent.Source.USER, message="Cancelled by staff")
+
+
+# While someone watches a link page, its statuses are read from Provet at most this often.
+WATCHED_INTERVAL = dt.timedelta(seconds=4)
+
+
+def refresh_if_stale(link: PaymentLink, now: dt.datetime | None = None) -> None:
+    """Keep a watched link fresh: the page's htmx poll comes here. Raises ProvetError."""
+    now = now or timezone.now()
+    if link.is_final_for_display or link.cancelled_at:
+        return
+    if link.checked_at and now - link.checked_at < WATCHED_INTERVAL:
+        return
+    if link.state == PaymentLink.State.UNKNOWN:
+        reconcile_link(link, now)
+        return
+    if link.postransaction_id is None:
+        return
+    with link.practice.provet_client() as client:
+        try:
+            posted = client.get_postransaction(link.postransaction_id)
+        except ProvetNotFound:
+            link.record_cancelled(
+                user=None, source=LinkEvent.Source.SYSTEM, message="Deleted in Provet Cloud"
+            )
+            return
+    link.record_status(posted, source=LinkEvent.Source.SYSTEM, now=now)

@@ -1,0 +1,31 @@
+"""django-q2 tasks: tiny and idempotent; the schedules and the tests call these same functions."""
+
+from contextlib import suppress
+
+from django.core.cache import cache
+from django_q.tasks import async_task
+
+from clinics.provet import ProvetError
+from paylinks.models import PaymentLink
+from paylinks.reconcile import reconcile_unknown_links
+from paylinks.refresh import WATCHED_INTERVAL, refresh_if_stale
+
+
+def refresh_link(link_id: int) -> None:
+    link = PaymentLink.objects.select_related("practice", "department", "invoice").get(pk=link_id)
+    # When Provet can't answer, the next look (a watched page or the poller) tries again.
+    with suppress(ProvetError):
+        refresh_if_stale(link)
+
+
+def request_refresh(link: PaymentLink) -> None:
+    """Someone is watching this link: have a worker ask Provet, at most once per interval."""
+    if link.is_final_for_display or link.cancelled_at:
+        return
+    if cache.add(f"paylinks:refresh:{link.pk}", 1, WATCHED_INTERVAL.total_seconds()):
+        async_task("paylinks.tasks.refresh_link", link.pk, group="refresh")
+
+
+def reconcile() -> int:
+    """Every minute: decide the links whose creation answer was lost."""
+    return reconcile_unknown_links()

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from paylinks import link_views, list_views, views
+
+app_name = "paylinks"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("practice/", views.switch_practice, name="switch_practice"),
+    path("invoices/<int:provet_id>/", views.invoice_link, name="invoice"),
+    path("prepayments/new/", views.prepayment_link, name="prepayment"),
+    path("links/", list_views.link_list, name="links"),
+    path("links/follow-up/", list_views.followup, name="followup"),
+    path("links/<uuid:code>/", link_views.link_detail, name="link"),
+    path("links/<uuid:code>/status/", link_views.link_status, name="link_status"),
+    path("links/<uuid:code>/check/", link_views.link_check, name="link_check"),
+    path("links/<uuid:code>/cancel/", link_views.link_cancel, name="link_cancel"),
+    path("links/<uuid:code>/send-again/", link_views.link_reissue, name="link_reissue"),
+]

@@ -1,0 +1,228 @@
+"""Reception: find what to charge, fill in the link form, make the link."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from clinics.provet import ProvetError, ProvetNotFound
+from clinics.sync import explain
+from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
+from paylinks.create import LinkDraft, LinkNotCreated, create_link
+from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, new_form_token
+from paylinks.invoices import primary_phone, refresh_invoice, search_clients, search_invoices
+from paylinks.models import DeliveryMethod, Invoice, PaymentLink
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    practice = current_practice(request)
+    query = request.GET.get("q", "").strip()
+    invoices: list[Invoice] = []
+    error = ""
+    if query:
+        try:
+            invoices = search_invoices(practice, query)
+        except ProvetError as problem:
+            error = explain(problem)
+    recent = (
+        links_for(request.user)
+        .filter(practice=practice)
+        .filter(PaymentLink.open_q() | Q(created_at__gte=start_of_today(practice)))
+        .select_related("invoice", "department", "created_by")[:15]
+    )
+    context = {"practice": practice, "query": query, "invoices": invoices, "error": error}
+    context["recent"] = recent
+    if request.htmx and query:
+        return render(request, "paylinks/_invoice_results.html", context)
+    return render(request, "paylinks/home.html", context)
+
+
+@login_required
+def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
+    """An invoice, fresh from Provet, with its links and the form for a new one."""
+    practice = current_practice(request)
+    try:
+        invoice = refresh_invoice(practice, provet_id)
+    except ProvetNotFound:
+        raise Http404("Provet Cloud has no such invoice.") from None
+    except ProvetError as problem:
+        messages.error(request, explain(problem))
+        return redirect("paylinks:home")
+
+    if request.method == "POST":
+        form = InvoiceLinkForm(request.POST, practice=practice, invoice=invoice)
+        if form.is_valid():
+            link = _create(request, form, invoice=invoice)
+            if link is not None:
+                return redirect("paylinks:link", code=link.code)
+    else:
+        form = InvoiceLinkForm(
+            practice=practice,
+            invoice=invoice,
+            initial={
+                "amount": invoice.due_sum if invoice.due_sum > 0 else None,
+                "email": "" if invoice.client_no_email else invoice.client_email,
+                "phone": "" if invoice.client_no_sms else invoice.client_phone,
+                "delivery_method": _default_delivery(
+                    invoice.client_no_sms, invoice.client_no_email
+                ),
+                "description": f"Payment for invoice {invoice} – {practice.name}",
+                "return_url": practice.default_return_url,
+                **_duration_initial(practice.default_duration_minutes),
+                "form_token": new_form_token(),
+            },
+        )
+    links = invoice.links.select_related("created_by").order_by("-created_at")
+    return render(
+        request,
+        "paylinks/invoice.html",
+        {
+            "practice": practice,
+            "invoice": invoice,
+            "links": links,
+            "form": form,
+            "has_open_link": invoice.open_links().exists(),
+            "problem": InvoiceLinkForm.invoice_problem(invoice) if request.method == "GET" else "",
+        },
+    )
+
+
+@login_required
+def prepayment_link(request: HttpRequest) -> HttpResponse:
+    """A prepayment: find the client, then pick a department and the amount."""
+    practice = current_practice(request)
+    client_id = request.POST.get("client") or request.GET.get("client")
+    if not client_id or not client_id.isdigit():
+        return _client_search(request, practice)
+    try:
+        with practice.provet_client() as provet:
+            customer = provet.get_client(int(client_id))
+            phone = primary_phone(provet, customer)
+    except ProvetNotFound:
+        raise Http404("Provet Cloud has no such client.") from None
+    except ProvetError as problem:
+        messages.error(request, explain(problem))
+        return redirect("paylinks:prepayment")
+
+    flags = {"no_sms": customer.no_sms, "no_email": customer.no_email}
+    if request.method == "POST":
+        form = PrepaymentLinkForm(request.POST, practice=practice, **flags)
+        if form.is_valid():
+            link = _create(request, form, client_id=customer.id, client_name=customer.name)
+            if link is not None:
+                return redirect("paylinks:link", code=link.code)
+    else:
+        departments = practice.departments.filter(allow_nhp_processing=True)
+        form = PrepaymentLinkForm(
+            practice=practice,
+            initial={
+                "client": customer.id,
+                "department": departments.first() if departments.count() == 1 else None,
+                "email": "" if customer.no_email else customer.email,
+                "phone": "" if customer.no_sms else phone,
+                "delivery_method": _default_delivery(customer.no_sms, customer.no_email),
+                "description": f"Prepayment – {practice.name}",
+                "return_url": practice.default_return_url,
+                **_duration_initial(practice.default_duration_minutes),
+                "form_token": new_form_token(),
+            },
+            **flags,
+        )
+    return render(
+        request,
+        "paylinks/prepayment.html",
+        {"practice": practice, "customer": customer, "form": form},
+    )
+
+
+@login_required
+@require_POST
+def switch_practice(request: HttpRequest) -> HttpResponse:
+    practice = practices_for(request.user).filter(code=request.POST.get("practice")).first()
+    if practice is None:
+        raise Http404
+    request.session[SESSION_KEY] = str(practice.code)
+    messages.info(request, f"You are now working in {practice}.")
+    return redirect("paylinks:home")
+
+
+def _client_search(request: HttpRequest, practice) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    clients = []
+    error = ""
+    if query:
+        try:
+            with practice.provet_client() as provet:
+                clients = search_clients(provet, query)
+        except ProvetError as problem:
+            error = explain(problem)
+    return render(
+        request,
+        "paylinks/prepayment_client.html",
+        {"practice": practice, "query": query, "clients": clients, "error": error},
+    )
+
+
+def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
+    """Make the link from a valid form; put Provet's refusal on the form's fields."""
+    data = form.cleaned_data
+    invoice = subject.get("invoice")
+    draft = LinkDraft(
+        practice=form.practice,
+        department=invoice.department if invoice else data["department"],
+        amount=data["amount"],
+        delivery_method=data["delivery_method"],
+        email=data["email"],
+        phone=data["phone"],
+        description=data["description"],
+        duration_minutes=data["duration_minutes"],
+        return_url=data["return_url"],
+        tokenize=data["tokenize"],
+        recurring_model=data["recurring_model"],
+        consent=data["consent"],
+        created_by=request.user,
+        idempotency_key=data["form_token"],
+        invoice=invoice,
+        client_provet_id=subject.get("client_id"),
+        client_name=subject.get("client_name", ""),
+        prepayment_description=data["description"] if invoice is None else "",
+    )
+    try:
+        return create_link(draft)
+    except LinkNotCreated as refused:
+        for field, errors in refused.field_errors.items():
+            for error in errors:
+                form.add_error(None if field not in form.fields else field, error)
+        if not refused.field_errors:
+            form.add_error(None, refused.message)
+        return None
+
+
+def _default_delivery(no_sms: bool, no_email: bool) -> int:
+    if not no_sms and not no_email:
+        return DeliveryMethod.SMS_AND_EMAIL
+    if not no_email:
+        return DeliveryMethod.EMAIL
+    if not no_sms:
+        return DeliveryMethod.SMS
+    return DeliveryMethod.DONT_SEND
+
+
+def _duration_initial(minutes: int) -> dict:
+    preset = {"60", "1440", "2880", "10080"}
+    if str(minutes) in preset:
+        return {"duration": str(minutes)}
+    return {"duration": "custom", "custom_minutes": minutes}
+
+
+def start_of_today(practice) -> dt.datetime:
+    """Midnight where the practice is."""
+    now = timezone.now().astimezone(ZoneInfo(practice.timezone))
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)

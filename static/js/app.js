@@ -1,0 +1,65 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+
+  // Copy the payer link.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var input = document.querySelector(button.getAttribute("data-copy"));
+    var status = button.closest(".payer").querySelector(".copied");
+    input.select();
+    var done = function () { status.textContent = "Copied. Paste it into a message or chat."; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  // A submit button marked data-once can't send its form twice (the server dedupes anyway).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var confirmText = form.getAttribute("data-confirm");
+    if (confirmText && !window.confirm(confirmText)) {
+      event.preventDefault();
+      return;
+    }
+    if (form.dataset.sent) {
+      event.preventDefault();
+      return;
+    }
+    if (form.querySelector("[data-once]")) {
+      form.dataset.sent = "1";
+      form.querySelectorAll("[data-once]").forEach(function (b) { b.setAttribute("aria-disabled", "true"); b.classList.add("busy"); });
+    }
+  });
+
+  // The practice switcher submits on change.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
+    toggle();
+  });
+
+  // Show a field only when another has a given value: data-show-when="name=value" or "name!=value".
+  function valueOf(name) {
+    var checked = document.querySelector('input[name="' + name + '"]:checked');
+    if (checked) return checked.value;
+    var field = document.getElementById(name) || document.querySelector('[name="' + name + '"]:not([type=radio])');
+    return field ? field.value : "";
+  }
+  function toggle() {
+    document.querySelectorAll("[data-show-when]").forEach(function (element) {
+      var rule = element.getAttribute("data-show-when");
+      var negate = rule.indexOf("!=") !== -1;
+      var parts = rule.split(negate ? "!=" : "=");
+      var name = parts[0].replace(/^id_/, "");
+      var matches = valueOf(name) === parts[1];
+      var show = negate ? !matches : matches;
+      var hasError = element.querySelector(".error");
+      element.hidden = !(show || hasError);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", toggle);
+})();
