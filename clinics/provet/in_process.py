@@ -4,9 +4,45 @@ Only the tests and the demo set-up use this: there the sandbox runs inside PayLi
 client still speaks real HTTP requests and answers to it, just without a socket.
 """
 
+from contextlib import contextmanager
+
 import httpx
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 
-def wsgi_transport() -> httpx.WSGITransport:
-    return httpx.WSGITransport(app=WSGIHandler())
+@contextmanager
+def _connections_kept_open():
+    # As Django's test client does: a request served inside a test's transaction must not
+    # close the database connection that transaction lives on.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+class InProcessTransport(httpx.BaseTransport):
+    def __init__(self) -> None:
+        self._wsgi = httpx.WSGITransport(app=WSGIHandler())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with _connections_kept_open():
+            try:
+                response = self._wsgi.handle_request(request)
+                response.read()
+                response.close()
+            except ConnectionError as exc:
+                # The server hung up after doing the work: a socket would have shown the
+                # client exactly this.
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                ) from exc
+        return response
+
+
+def wsgi_transport() -> InProcessTransport:
+    return InProcessTransport()
