@@ -1,5 +1,8 @@
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client as DjangoClient
 
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
@@ -95,3 +98,76 @@ def _tasks_run_at_once(monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def synced_practice(practice) -> Practice:
+    """The practice with its departments brought in from Provet, as admin would."""
+    from clinics.sync import sync_departments
+
+    sync_departments(practice)
+    return practice
+
+
+def sandbox_invoice(practice: Practice, **conditions):
+    """A seeded Provet invoice a link can be made for (finalized, due, Provet Pay allowed)."""
+    from sandbox.models import Invoice as ProvetInvoice
+
+    return (
+        ProvetInvoice.objects.filter(
+            installation__provet_id=practice.provet_id,
+            status=3,
+            credit_note=False,
+            due_sum__gt=0,
+            department__allow_nhp_processing=True,
+            client__no_sms=False,
+            client__no_email=False,
+            **conditions,
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def draft_for(invoice, user, **changes):
+    """What a valid invoice link form hands to create_link."""
+    from paylinks.create import LinkDraft
+    from paylinks.forms import new_form_token
+
+    fields = {
+        "practice": invoice.practice,
+        "department": invoice.department,
+        "amount": invoice.due_sum,
+        "delivery_method": 0,
+        "email": "",
+        "phone": "",
+        "description": f"Payment for invoice {invoice}",
+        "duration_minutes": 60,
+        "return_url": "",
+        "tokenize": "",
+        "recurring_model": "",
+        "consent": False,
+        "created_by": user,
+        "idempotency_key": new_form_token(),
+        "invoice": invoice,
+    }
+    fields.update(changes)
+    return LinkDraft(**fields)
+
+
+@pytest.fixture
+def invoice(synced_practice):
+    """A payable invoice, snapshotted from Provet as the invoice page does."""
+    from paylinks.invoices import refresh_invoice
+
+    return refresh_invoice(synced_practice, sandbox_invoice(synced_practice).id)
+
+
+def add_fault(practice, **fault):
+    """Make the sandbox misbehave through its control API."""
+    response = DjangoClient().post(
+        f"/sandbox/{practice.provet_id}/_control/faults/",
+        json.dumps({"count": 1, **fault}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content

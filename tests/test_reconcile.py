@@ -1,0 +1,98 @@
+"""The reconciler decides what a lost answer meant: adopt, fail, or ask a person."""
+
+import datetime as dt
+
+import pytest
+
+from paylinks.create import create_link
+from paylinks.models import LinkEvent, PaymentLink
+from paylinks.reconcile import GRACE, reconcile_link, reconcile_unknown_links
+from paylinks.tasks import reconcile
+from tests.conftest import add_fault, draft_for
+
+
+@pytest.fixture
+def unknown_link(invoice, receptionist):
+    add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
+    link = create_link(draft_for(invoice, receptionist))
+    assert link.state == PaymentLink.State.UNKNOWN
+    return link
+
+
+def post_directly(link: PaymentLink):
+    """Provet makes a postransaction for the same invoice and amount (as a lost POST would)."""
+    with link.practice.provet_client() as client:
+        return client.create_postransaction(
+            {
+                "amount": link.amount,
+                "terminal_id": 0,
+                "payment_type": 5003,
+                "transaction_type": 4,
+                "creator": link.practice.provet_user_url,
+                "department": client.url_for("department", link.department.provet_id),
+                "invoice": client.url_for("invoice", link.invoice.provet_id),
+                "payment_link_data": {"duration": 60, "delivery_method": 0},
+            }
+        )
+
+
+def test_nothing_found_within_the_grace_period_means_look_again_later(unknown_link):
+    reconcile_link(unknown_link, now=unknown_link.created_at + dt.timedelta(seconds=10))
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.UNKNOWN
+    assert unknown_link.next_check_at is not None
+
+
+def test_nothing_found_after_the_grace_period_means_the_attempt_failed(unknown_link):
+    reconcile_link(unknown_link, now=unknown_link.created_at + GRACE + dt.timedelta(seconds=1))
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.FAILED
+    assert "not created" in unknown_link.last_error
+    assert unknown_link.events.filter(new_value="failed").exists()
+
+
+def test_the_one_matching_postransaction_is_adopted(unknown_link):
+    posted = post_directly(unknown_link)
+    reconcile_link(unknown_link)
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.ACTIVE
+    assert unknown_link.postransaction_id == posted.id
+    assert unknown_link.events.filter(kind=LinkEvent.Kind.RECONCILED).exists()
+
+
+def test_a_postransaction_another_link_already_owns_is_not_adopted(unknown_link, receptionist):
+    posted = post_directly(unknown_link)
+    PaymentLink.objects.create(
+        practice=unknown_link.practice,
+        invoice=unknown_link.invoice,
+        department=unknown_link.department,
+        amount=unknown_link.amount,
+        currency="EUR",
+        duration_minutes=60,
+        idempotency_key="someone-elses-link-key",
+        state=PaymentLink.State.ACTIVE,
+        postransaction_id=posted.id,
+    )
+    reconcile_link(unknown_link, now=unknown_link.created_at + GRACE + dt.timedelta(seconds=1))
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.FAILED
+
+
+def test_several_matches_are_flagged_for_a_person(unknown_link):
+    post_directly(unknown_link)
+    post_directly(unknown_link)
+    reconcile_link(unknown_link)
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.UNKNOWN
+    assert unknown_link.needs_review
+    assert "Several Provet links" in unknown_link.last_error
+    assert unknown_link.display_status()[0].startswith("Needs checking")
+
+
+def test_the_scheduled_task_reconciles_due_links(unknown_link):
+    post_directly(unknown_link)
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(next_check_at=unknown_link.created_at)
+    assert reconcile() == 1
+    unknown_link.refresh_from_db()
+    assert unknown_link.state == PaymentLink.State.ACTIVE
+    assert reconcile_unknown_links() == 0
