@@ -344,11 +344,20 @@ class PaymentLink(models.Model):
             link.state = self.State.ACTIVE
             link.last_error = ""
             fields = ["postransaction_id", "postransaction_url", "state", "last_error"]
-            if posted.payment_link:
-                link.external_id = posted.payment_link.external_id
-                link.payer_url = posted.payment_link.url
-                link.expires_at = posted.payment_link.expiration_time
+            info = posted.payment_link
+            if info:
+                link.external_id = info.external_id
+                link.payer_url = info.url
+                link.expires_at = info.expiration_time
                 fields += ["external_id", "payer_url", "expires_at"]
+                # A fresh link's first statuses belong to its "created" event, not to events
+                # of their own; anything further along (adopting a paid link) gets one below.
+                if link.payment_status is None and info.payment_status == PaymentStatus.PENDING:
+                    link.payment_status = info.payment_status
+                    fields.append("payment_status")
+                if link.delivery_status is None and info.delivery_status == DeliveryStatus.NOT_SENT:
+                    link.delivery_status = info.delivery_status
+                    fields.append("delivery_status")
             link.save(update_fields=fields)
             link.event(kind, source, user, old_state, link.state, message)
             if posted.payment_link:

@@ -57,6 +57,8 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
         return redirect("paylinks:home")
 
     if request.method == "POST":
+        if made := _made_with_this_form(request):
+            return redirect("paylinks:link", code=made.code)
         form = InvoiceLinkForm(request.POST, practice=practice, invoice=invoice)
         if form.is_valid():
             link = _create(request, form, invoice=invoice)
@@ -71,7 +73,8 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
                 "email": "" if invoice.client_no_email else invoice.client_email,
                 "phone": "" if invoice.client_no_sms else invoice.client_phone,
                 "delivery_method": _default_delivery(
-                    invoice.client_no_sms, invoice.client_no_email
+                    can_sms=bool(invoice.client_phone) and not invoice.client_no_sms,
+                    can_email=bool(invoice.client_email) and not invoice.client_no_email,
                 ),
                 "description": f"Payment for invoice {invoice} – {practice.name}",
                 "return_url": practice.default_return_url,
@@ -113,6 +116,8 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
 
     flags = {"no_sms": customer.no_sms, "no_email": customer.no_email}
     if request.method == "POST":
+        if made := _made_with_this_form(request):
+            return redirect("paylinks:link", code=made.code)
         form = PrepaymentLinkForm(request.POST, practice=practice, **flags)
         if form.is_valid():
             link = _create(request, form, client_id=customer.id, client_name=customer.name)
@@ -127,7 +132,10 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
                 "department": departments.first() if departments.count() == 1 else None,
                 "email": "" if customer.no_email else customer.email,
                 "phone": "" if customer.no_sms else phone,
-                "delivery_method": _default_delivery(customer.no_sms, customer.no_email),
+                "delivery_method": _default_delivery(
+                    can_sms=bool(phone) and not customer.no_sms,
+                    can_email=bool(customer.email) and not customer.no_email,
+                ),
                 "description": f"Prepayment – {practice.name}",
                 "return_url": practice.default_return_url,
                 **_duration_initial(practice.default_duration_minutes),
@@ -170,6 +178,12 @@ def _client_search(request: HttpRequest, practice) -> HttpResponse:
     )
 
 
+def _made_with_this_form(request: HttpRequest) -> PaymentLink | None:
+    """A form sent again (double click, back and resubmit, second tab) shows the link it made."""
+    token = request.POST.get("form_token", "")
+    return links_for(request.user).filter(idempotency_key=token).first() if token else None
+
+
 def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
     """Make the link from a valid form; put Provet's refusal on the form's fields."""
     data = form.cleaned_data
@@ -205,12 +219,13 @@ def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
         return None
 
 
-def _default_delivery(no_sms: bool, no_email: bool) -> int:
-    if not no_sms and not no_email:
+def _default_delivery(*, can_sms: bool, can_email: bool) -> int:
+    """Send every way the client can be reached and has not refused."""
+    if can_sms and can_email:
         return DeliveryMethod.SMS_AND_EMAIL
-    if not no_email:
+    if can_email:
         return DeliveryMethod.EMAIL
-    if not no_sms:
+    if can_sms:
         return DeliveryMethod.SMS
     return DeliveryMethod.DONT_SEND
 

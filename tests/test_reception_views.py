@@ -1,0 +1,205 @@
+"""Reception pages: find what to charge, fill in the form, make the link."""
+
+import pytest
+
+from clinics.models import Membership
+from paylinks.models import PaymentLink
+from sandbox.models import Client as ProvetClientRow
+from sandbox.models import PosTransaction
+from tests.conftest import make_user, sandbox_invoice
+
+
+@pytest.fixture
+def staff(client, receptionist):
+    client.force_login(receptionist)
+    return client
+
+
+@pytest.fixture
+def provet_invoice(synced_practice):
+    return sandbox_invoice(synced_practice)
+
+
+def form_data(page, **changes) -> dict:
+    """The invoice page's form as the browser would send it, with `changes` typed in."""
+    form = page.context["form"]
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else value
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def test_pages_need_a_login(client, db):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_someone_without_a_practice_is_told_so(client, db):
+    client.force_login(make_user("newcomer"))
+    response = client.get("/")
+    assert response.status_code == 404
+
+
+def test_an_invoice_is_found_by_its_number(staff, provet_invoice):
+    response = staff.get("/", {"q": f"NV-{provet_invoice.invoice_number}"})
+    assert response.status_code == 200
+    [invoice] = response.context["invoices"]
+    assert invoice.provet_id == provet_invoice.id
+    assert f"/invoices/{provet_invoice.id}/" in response.content.decode()
+
+
+def test_an_htmx_search_answers_with_the_results_alone(staff, provet_invoice):
+    response = staff.get(
+        "/", {"q": str(provet_invoice.invoice_number)}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert "<html" not in html
+    assert f"NV-{provet_invoice.invoice_number}" in html
+
+
+def test_invoices_are_found_by_client_name(staff, provet_invoice):
+    name = provet_invoice.client.lastname
+    response = staff.get("/", {"q": name.upper()})
+    found = response.context["invoices"]
+    assert found
+    assert all(name.lower() in invoice.client_name.lower() for invoice in found)
+
+
+def test_a_search_that_finds_nothing_says_so(staff, synced_practice):
+    response = staff.get("/", {"q": "Zyxwvut"})
+    assert "No invoice matches" in response.content.decode()
+
+
+def test_the_invoice_form_is_prefilled_from_provet(staff, provet_invoice, synced_practice):
+    response = staff.get(f"/invoices/{provet_invoice.id}/")
+    form = response.context["form"]
+    number = f"NV-{provet_invoice.invoice_number}"
+    assert form["amount"].value() == provet_invoice.due_sum
+    assert form["email"].value() == provet_invoice.client.email
+    assert form["phone"].value() == provet_invoice.client.phone_numbers.first().phone_number
+    assert form["description"].value() == f"Payment for invoice {number} – {synced_practice.name}"
+    assert form["duration"].value() == str(synced_practice.default_duration_minutes)
+
+
+def test_a_link_is_made_from_the_form(staff, provet_invoice, receptionist):
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
+    link = PaymentLink.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/links/{link.code}/"
+    assert link.created_by == receptionist
+    assert PosTransaction.objects.get(pk=link.postransaction_id).invoice_id == provet_invoice.id
+
+
+def test_a_bad_phone_number_is_shown_at_its_field_and_nothing_is_made(staff, provet_invoice):
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    before = PosTransaction.objects.count()
+    response = staff.post(
+        f"/invoices/{provet_invoice.id}/", form_data(page, phone="12345", delivery_method="3")
+    )
+    assert response.status_code == 200
+    assert "This is not a valid phone number" in response.context["form"].errors["phone"][0]
+    assert 'id="id_phone-error"' in response.content.decode()
+    assert not PaymentLink.objects.exists()
+    assert PosTransaction.objects.count() == before
+
+
+def test_a_double_submit_makes_one_link(staff, provet_invoice):
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    data = form_data(page)
+    first = staff.post(f"/invoices/{provet_invoice.id}/", data)
+    second = staff.post(f"/invoices/{provet_invoice.id}/", data)
+    assert first["Location"] == second["Location"]
+    assert PaymentLink.objects.count() == 1
+    assert PosTransaction.objects.filter(invoice_id=provet_invoice.id).count() == 1
+
+
+def test_a_second_link_asks_for_confirmation(staff, provet_invoice):
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    assert "already has a link waiting" not in page.content.decode()
+    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
+    assert "already has a link waiting" in response.content.decode()
+    assert PaymentLink.objects.count() == 1
+    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page, confirm_another="on"))
+    assert response.status_code == 302
+    assert PaymentLink.objects.count() == 2
+
+
+def test_links_made_in_provet_are_imported_and_shown(staff, provet_invoice, synced_practice):
+    with synced_practice.provet_client() as provet:
+        made_elsewhere = provet.create_postransaction(
+            {
+                "amount": "5.00",
+                "terminal_id": 0,
+                "payment_type": 5003,
+                "transaction_type": 4,
+                "creator": synced_practice.provet_user_url,
+                "department": provet.url_for("department", provet_invoice.department_id),
+                "invoice": provet.url_for("invoice", provet_invoice.id),
+                "payment_link_data": {"duration": 60, "delivery_method": 0},
+            }
+        )
+    response = staff.get(f"/invoices/{provet_invoice.id}/")
+    [link] = response.context["links"]
+    assert link.imported and link.postransaction_id == made_elsewhere.id
+    assert "Made outside PayLinks" in response.content.decode()
+    staff.get(f"/invoices/{provet_invoice.id}/")
+    assert PaymentLink.objects.count() == 1
+
+
+def test_a_draft_invoice_explains_why_no_link_can_be_made(staff, synced_practice):
+    from sandbox.models import Invoice as ProvetInvoice
+
+    draft = ProvetInvoice.objects.filter(installation__provet_id=4, status=0).first()
+    response = staff.get(f"/invoices/{draft.id}/")
+    assert "only a finalized invoice can be paid" in response.content.decode()
+    assert "Create link" not in response.content.decode()
+
+
+def test_an_invoice_provet_does_not_have_is_a_404(staff, synced_practice):
+    assert staff.get("/invoices/987654/").status_code == 404
+
+
+def test_a_prepayment_starts_with_finding_the_client(staff, synced_practice):
+    client_row = ProvetClientRow.objects.filter(installation__provet_id=4, no_sms=False).first()
+    response = staff.get("/prepayments/new/", {"q": client_row.lastname})
+    assert any(c.id == client_row.id for c in response.context["clients"])
+
+
+def test_a_prepayment_link_is_made_for_the_chosen_client(staff, synced_practice):
+    client_row = ProvetClientRow.objects.filter(
+        installation__provet_id=4, no_sms=False, no_email=False
+    ).first()
+    page = staff.get("/prepayments/new/", {"client": client_row.id})
+    department = synced_practice.departments.filter(allow_nhp_processing=True).first()
+    response = staff.post(
+        f"/prepayments/new/?client={client_row.id}",
+        form_data(page, department=department.pk, amount="75.00"),
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    link = PaymentLink.objects.get()
+    assert link.prepayment.client_provet_id == client_row.id
+    posted = PosTransaction.objects.get(pk=link.postransaction_id)
+    assert posted.prepayment_client_id == client_row.id
+
+
+def test_someone_in_two_practices_can_switch_between_them(
+    client, receptionist, synced_practice, other_practice
+):
+    Membership.objects.create(user=receptionist, practice=other_practice)
+    client.force_login(receptionist)
+    assert client.get("/").context["practice"] == synced_practice
+    client.post("/practice/", {"practice": str(other_practice.code)})
+    assert client.get("/").context["practice"] == other_practice
+
+
+def test_nobody_can_switch_into_a_practice_they_do_not_belong_to(staff, other_practice):
+    response = staff.post("/practice/", {"practice": str(other_practice.code)})
+    assert response.status_code == 404
