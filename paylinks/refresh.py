@@ -5,7 +5,7 @@ import datetime as dt
 from django.utils import timezone
 
 from clinics.provet import ProvetNotFound, ProvetValidationError
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import reconcile_link
 
 # "Check now" asks Provet at most this often per link, however often it is pressed.
@@ -61,6 +61,8 @@ def cancel_link(link: PaymentLink, *, user) -> None:
             # Provet refuses to delete a completed payment: show what really happened.
             posted = client.get_postransaction(link.postransaction_id)
             link.record_status(posted, source=LinkEvent.Source.USER, user=user)
+            if link.payment_status == PaymentStatus.ACCEPTED:
+                raise CannotCancel("The client has already paid this link.") from error
             raise CannotCancel(
                 "Provet Cloud would not cancel it: "
                 + "; ".join(m for ms in error.flat_errors().values() for m in ms)

@@ -18,12 +18,14 @@ def refresh_link(link_id: int) -> None:
         refresh_if_stale(link)
 
 
-def request_refresh(link: PaymentLink) -> None:
+def request_refresh(link: PaymentLink) -> bool:
     """Someone is watching this link: have a worker ask Provet, at most once per interval."""
     if link.is_final_for_display or link.cancelled_at:
-        return
-    if cache.add(f"paylinks:refresh:{link.pk}", 1, WATCHED_INTERVAL.total_seconds()):
-        async_task("paylinks.tasks.refresh_link", link.pk, group="refresh")
+        return False
+    if not cache.add(f"paylinks:refresh:{link.pk}", 1, WATCHED_INTERVAL.total_seconds()):
+        return False
+    async_task("paylinks.tasks.refresh_link", link.pk, group="refresh")
+    return True
 
 
 def reconcile() -> int:

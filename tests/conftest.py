@@ -2,6 +2,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test import Client as DjangoClient
 
 from clinics.models import Membership, Practice
@@ -15,11 +16,13 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
-def _forget_provet_tokens():
-    """Tokens outlive a test's database; a later test must not reuse one."""
+def _forget_process_state():
+    """Tokens and throttles outlive a test's database; a later test must not reuse them."""
     tokens.clear()
+    cache.clear()
     yield
     tokens.clear()
+    cache.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""The link page and its actions, scoped to the person's practices."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from paylinks.create import create_link
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from sandbox import control
+from sandbox.models import Invoice as ProvetInvoice
+from sandbox.models import PosTransaction
+from tests.conftest import draft_for
+
+
+@pytest.fixture
+def link(invoice, receptionist) -> PaymentLink:
+    return create_link(draft_for(invoice, receptionist, amount=Decimal("10.00")))
+
+
+@pytest.fixture
+def staff(client, receptionist):
+    client.force_login(receptionist)
+    return client
+
+
+def page_of(link: PaymentLink) -> str:
+    return f"/links/{link.code}/"
+
+
+def test_the_link_page_shows_the_payer_url_qr_code_and_status(staff, link):
+    html = staff.get(page_of(link)).content.decode()
+    assert link.payer_url in html
+    assert "<svg" in html and "QR code of the payment link" in html
+    assert "Waiting for payment" in html
+    assert "Copy link" in html
+    assert "Created" in html  # the timeline
+
+
+EVERY_LINK_URL = [
+    ("get", ""),
+    ("get", "status/"),
+    ("post", "check/"),
+    ("post", "cancel/"),
+    ("post", "send-again/"),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix"), EVERY_LINK_URL)
+def test_another_practice_s_receptionist_gets_404_everywhere(
+    client, outsider, link, method, suffix
+):
+    client.force_login(outsider)
+    response = getattr(client, method)(page_of(link) + suffix)
+    assert response.status_code == 404
+    link.refresh_from_db()
+    assert link.is_open
+
+
+def test_the_live_status_turns_to_paid_once_the_client_pays(staff, link):
+    control.settle_link(link.external_id, "pay")
+    response = staff.get(page_of(link) + "status/", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert "Paid" in html
+    assert "hx-trigger" not in html  # final: the page stops polling
+    assert 'hx-swap-oob="true"' in html  # the timeline comes along
+    link.refresh_from_db()
+    assert link.paid_at is not None
+
+
+def test_check_now_asks_provet_and_records_it(staff, link):
+    staff.post(page_of(link) + "check/")
+    assert link.events.filter(kind=LinkEvent.Kind.REFRESHED).count() == 1
+
+
+def test_check_now_asks_at_most_once_every_few_seconds(staff, link):
+    staff.post(page_of(link) + "check/")
+    response = staff.post(page_of(link) + "check/", follow=True)
+    assert "Checked a moment ago" in response.content.decode()
+    assert link.events.filter(kind=LinkEvent.Kind.REFRESHED).count() == 1
+
+
+def test_cancel_deletes_the_postransaction_and_shows_cancelled(staff, link):
+    response = staff.post(page_of(link) + "cancel/", follow=True)
+    assert "The link is cancelled" in response.content.decode()
+    link.refresh_from_db()
+    assert link.cancelled_at is not None
+    assert link.display_status()[0] == "Cancelled"
+    assert not PosTransaction.objects.filter(pk=link.postransaction_id).exists()
+    assert link.events.filter(kind=LinkEvent.Kind.CANCELLED).exists()
+
+
+def test_a_paid_link_cannot_be_cancelled(staff, link):
+    control.settle_link(link.external_id, "pay")
+    response = staff.post(page_of(link) + "cancel/", follow=True)
+    assert "already paid" in response.content.decode()
+    link.refresh_from_db()
+    assert link.cancelled_at is None
+
+
+def test_send_again_makes_a_new_link_for_what_is_due_and_retires_the_old(staff, link):
+    response = staff.post(page_of(link) + "send-again/", {"form_token": "a" * 32})
+    new = PaymentLink.objects.exclude(pk=link.pk).get()
+    assert response["Location"] == page_of(new)
+    assert new.replaces == link
+    due = ProvetInvoice.objects.get(pk=link.invoice.provet_id).due_sum
+    assert new.amount == due
+    link.refresh_from_db()
+    assert link.cancelled_at is not None  # the client can't pay twice
+    assert link.events.filter(kind=LinkEvent.Kind.REISSUED).exists()
+    assert "Replaced by" in staff.get(page_of(link)).content.decode()
+
+
+def test_send_again_is_refused_when_nothing_is_due(staff, link):
+    control.settle_link(link.external_id, "pay")
+    invoice = ProvetInvoice.objects.get(pk=link.invoice.provet_id)
+    invoice.due_sum = Decimal("0")
+    invoice.save()
+    response = staff.post(page_of(link) + "send-again/", {"form_token": "b" * 32}, follow=True)
+    assert "Nothing is due" in response.content.decode()
+    assert PaymentLink.objects.count() == 1
+
+
+def test_an_expired_link_shows_as_expired(staff, link):
+    from sandbox import clock
+
+    clock.advance(dt.timedelta(hours=2).total_seconds())
+    PaymentLink.objects.filter(pk=link.pk).update(checked_at=timezone.now() - dt.timedelta(1))
+    html = staff.get(page_of(link) + "status/").content.decode()
+    assert "Expired" in html
+    link.refresh_from_db()
+    assert link.payment_status == PaymentStatus.EXPIRED
