@@ -1,0 +1,165 @@
+"""The lists: open links first, filters and search, pagination, and the follow-up queue."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from clinics.models import Department
+from paylinks.create import create_link
+from paylinks.forms import new_form_token
+from paylinks.list_views import PAGE_SIZE
+from paylinks.models import Invoice, PaymentLink, PaymentStatus
+from paylinks.refresh import check_now
+from tests.conftest import draft_for, make_user
+
+
+@pytest.fixture
+def staff(client, receptionist):
+    client.force_login(receptionist)
+    return client
+
+
+@pytest.fixture
+def departments(synced_practice):
+    return list(synced_practice.departments.filter(allow_nhp_processing=True))
+
+
+def make_link(practice, department, user, **fields) -> PaymentLink:
+    invoice, _ = Invoice.objects.get_or_create(
+        practice=practice,
+        provet_id=fields.pop("invoice_id", 1),
+        defaults={
+            "number": fields.pop("number", "NV-1"),
+            "status": 3,
+            "due_sum": fields.pop("due_sum", Decimal("50.00")),
+            "fetched_at": timezone.now(),
+        },
+    )
+    defaults = {
+        "practice": practice,
+        "invoice": invoice,
+        "department": department,
+        "amount": Decimal("50.00"),
+        "currency": "EUR",
+        "duration_minutes": 60,
+        "idempotency_key": new_form_token(),
+        "state": PaymentLink.State.ACTIVE,
+        "payment_status": PaymentStatus.PENDING,
+        "created_by": user,
+        "client_name": "Maija Laine",
+    }
+    defaults.update(fields)
+    return PaymentLink.objects.create(**defaults)
+
+
+def listed(response) -> list[PaymentLink]:
+    return list(response.context["page"].object_list)
+
+
+def test_open_links_come_first_then_the_newest(staff, departments, receptionist):
+    practice = departments[0].practice
+    paid = make_link(practice, departments[0], receptionist, payment_status=5, state="closed")
+    waiting = make_link(practice, departments[0], receptionist)
+    newer_paid = make_link(practice, departments[0], receptionist, payment_status=5)
+    assert listed(staff.get("/links/")) == [waiting, newer_paid, paid]
+
+
+def test_links_filter_by_status_department_and_creator(staff, departments, receptionist):
+    practice = departments[0].practice
+    colleague = make_user("colleague", practice)
+    here = make_link(practice, departments[0], receptionist)
+    there = make_link(practice, departments[1], colleague, payment_status=5)
+    assert listed(staff.get("/links/", {"status": "paid"})) == [there]
+    assert listed(staff.get("/links/", {"status": "open"})) == [here]
+    assert listed(staff.get("/links/", {"department": departments[1].provet_id})) == [there]
+    assert listed(staff.get("/links/", {"created_by": "colleague"})) == [there]
+
+
+def test_links_filter_by_the_day_they_were_made(staff, departments, receptionist):
+    practice = departments[0].practice
+    today = make_link(practice, departments[0], receptionist)
+    old = make_link(practice, departments[0], receptionist)
+    PaymentLink.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(3))
+    day = timezone.localdate().isoformat()
+    assert listed(staff.get("/links/", {"date": day})) == [today]
+
+
+@pytest.mark.parametrize("query", ["laine", "NV-77", "maija@", "401234"])
+def test_links_are_found_by_client_invoice_email_or_phone(staff, departments, receptionist, query):
+    practice = departments[0].practice
+    found = make_link(
+        practice,
+        departments[0],
+        receptionist,
+        invoice_id=77,
+        number="NV-77",
+        email="maija@example.com",
+        phone="+358401234567",
+    )
+    make_link(practice, departments[0], receptionist, client_name="Other Person")
+    assert listed(staff.get("/links/", {"q": query})) == [found]
+
+
+def test_lists_are_paginated(staff, departments, receptionist):
+    for _ in range(PAGE_SIZE + 3):
+        make_link(departments[0].practice, departments[0], receptionist)
+    first = staff.get("/links/")
+    assert len(listed(first)) == PAGE_SIZE
+    second = staff.get("/links/", {"page": 2})
+    assert len(listed(second)) == 3
+    assert "Page 2 of 2" in second.content.decode()
+
+
+def test_another_practice_s_links_never_appear(client, outsider, departments, receptionist):
+    make_link(departments[0].practice, departments[0], receptionist)
+    client.force_login(outsider)
+    assert listed(client.get("/links/")) == []
+    assert listed(client.get("/links/follow-up/")) == []
+
+
+def test_follow_up_lists_expired_unpaid_links_still_due(staff, departments, receptionist):
+    practice = departments[0].practice
+    expired = make_link(practice, departments[0], receptionist, payment_status=3, state="closed")
+    make_link(practice, departments[0], receptionist, payment_status=5, state="closed")
+    settled = make_link(
+        practice,
+        departments[0],
+        receptionist,
+        payment_status=3,
+        state="closed",
+        invoice_id=2,
+        due_sum=Decimal("0"),
+    )
+    replaced = make_link(practice, departments[0], receptionist, payment_status=3, state="closed")
+    make_link(practice, departments[0], receptionist, replaces=replaced)
+    shown = listed(staff.get("/links/follow-up/"))
+    assert shown == [expired]
+    assert settled not in shown
+
+
+def test_department_choices_are_the_practice_s_own(staff, departments):
+    other = Department.objects.exclude(practice=departments[0].practice)
+    form = staff.get("/links/").context["form"]
+    names = [label for _, label in form.fields["department"].choices]
+    assert all(d.name not in names for d in other)
+
+
+def test_one_click_sends_an_expired_link_again(staff, invoice, receptionist):
+    from sandbox import clock
+
+    link = create_link(draft_for(invoice, receptionist, amount=Decimal("10.00")))
+    clock.advance(2 * 3600)
+    check_now(link, user=receptionist)
+    assert link.payment_status == PaymentStatus.EXPIRED
+    page = staff.get("/links/follow-up/")
+    [row] = listed(page)
+    response = staff.post(
+        f"/links/{row.code}/send-again/",
+        {"form_token": row.reissue_token, "next": "/links/follow-up/"},
+    )
+    new = PaymentLink.objects.exclude(pk=link.pk).get()
+    assert response["Location"] == f"/links/{new.code}/"
+    assert new.state == PaymentLink.State.ACTIVE
+    assert listed(staff.get("/links/follow-up/")) == []
