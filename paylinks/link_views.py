@@ -113,7 +113,7 @@ def _context(link: PaymentLink) -> dict:
         # segno escapes nothing user-controlled: the payer URL comes from Provet, as a QR path.
         qr = mark_safe(  # noqa: S308
             segno.make(link.payer_url, error="m").svg_inline(
-                scale=5, dark="#1f2933", title="QR code of the payment link"
+                scale=5, dark="#1f2933", title="QR code of the payment link", omitsize=True
             )
         )
     return {

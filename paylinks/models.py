@@ -82,6 +82,10 @@ class RecurringModel(models.TextChoices):
     SUBSCRIPTION = "subscription", _("Subscription")
 
 
+def _state(value: str) -> str:
+    return str(PaymentLink.State(value).label)
+
+
 def _label(choices, value: int | None) -> str:
     return str(choices(value).label) if value is not None else ""
 
@@ -292,6 +296,19 @@ class PaymentLink(models.Model):
         tone = "waiting" if self.payment_status == PaymentStatus.PENDING else "bad"
         return str(PaymentStatus(self.payment_status).label), tone
 
+    @property
+    def sent_to(self) -> list[str]:
+        """The addresses Provet sends this link to, by its delivery method."""
+        method = DeliveryMethod(self.delivery_method)
+        return [
+            address
+            for address, used in (
+                (self.phone, method.needs_phone),
+                (self.email, method.needs_email),
+            )
+            if used and address
+        ]
+
     def display_delivery(self) -> str:
         if self.delivery_method == DeliveryMethod.DONT_SEND:
             return "Not sent: hand over the link or the QR code"
@@ -359,7 +376,7 @@ class PaymentLink(models.Model):
                     link.delivery_status = info.delivery_status
                     fields.append("delivery_status")
             link.save(update_fields=fields)
-            link.event(kind, source, user, old_state, link.state, message)
+            link.event(kind, source, user, _state(old_state), _state(link.state), message)
             if posted.payment_link:
                 link._apply_statuses(
                     posted.payment_link.payment_status,
@@ -406,6 +423,16 @@ class PaymentLink(models.Model):
         """Inside a locked transaction: move the statuses forward, one event per change."""
         now = now or timezone.now()
         fields = []
+        if delivery_rank(delivery_status) > delivery_rank(self.delivery_status):
+            self.event(
+                LinkEvent.Kind.DELIVERY_CHANGED,
+                source,
+                user,
+                _label(DeliveryStatus, self.delivery_status),
+                _label(DeliveryStatus, delivery_status),
+            )
+            self.delivery_status = delivery_status
+            fields.append("delivery_status")
         if PaymentStatus.rank(payment_status) > PaymentStatus.rank(self.payment_status):
             self.event(
                 LinkEvent.Kind.PAYMENT_CHANGED,
@@ -423,16 +450,6 @@ class PaymentLink(models.Model):
                 self.state = self.State.CLOSED
                 self.next_check_at = None
                 fields += ["state", "next_check_at"]
-        if delivery_rank(delivery_status) > delivery_rank(self.delivery_status):
-            self.event(
-                LinkEvent.Kind.DELIVERY_CHANGED,
-                source,
-                user,
-                _label(DeliveryStatus, self.delivery_status),
-                _label(DeliveryStatus, delivery_status),
-            )
-            self.delivery_status = delivery_status
-            fields.append("delivery_status")
         if fields:
             self.save(update_fields=fields)
         return bool(fields)
@@ -448,7 +465,9 @@ class PaymentLink(models.Model):
             link.state = state
             link.last_error = message
             link.save(update_fields=["state", "last_error"])
-            link.event(LinkEvent.Kind.ERROR, source, user, old_state, state, message)
+            link.event(
+                LinkEvent.Kind.ERROR, source, user, _state(old_state), _state(state), message
+            )
         self._refresh_from(link)
 
     def record_cancelled(self, *, user, source: str, message: str = "") -> None:
@@ -464,12 +483,7 @@ class PaymentLink(models.Model):
             link.next_check_at = None
             link.save(update_fields=["state", "cancelled_at", "next_check_at"])
             link.event(
-                LinkEvent.Kind.CANCELLED,
-                LinkEvent.Source.USER,
-                user,
-                old_state,
-                "cancelled",
-                message,
+                LinkEvent.Kind.CANCELLED, source, user, _state(old_state), "Cancelled", message
             )
         self._refresh_from(link)
 

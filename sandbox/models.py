@@ -234,7 +234,7 @@ class OutboxMessage(models.Model):
     """An SMS or email Provet would have sent; shown on the outbox page."""
 
     class Channel(models.TextChoices):
-        SMS = "sms"
+        SMS = "sms", "SMS"
         EMAIL = "email"
 
     class Status(models.TextChoices):

@@ -131,3 +131,13 @@ def test_an_expired_link_shows_as_expired(staff, link):
     assert "Expired" in html
     link.refresh_from_db()
     assert link.payment_status == PaymentStatus.EXPIRED
+
+
+def test_a_postransaction_deleted_in_provet_shows_as_cancelled_by_paylinks(staff, link):
+    with link.practice.provet_client() as provet:
+        provet.delete_postransaction(link.postransaction_id)
+    staff.post(page_of(link) + "check/")
+    link.refresh_from_db()
+    event = link.events.get(kind=LinkEvent.Kind.CANCELLED)
+    assert (event.source, event.new_value) == ("system", "Cancelled")
+    assert event.message == "Deleted in Provet Cloud"

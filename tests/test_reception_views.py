@@ -104,7 +104,7 @@ def test_a_bad_phone_number_is_shown_at_its_field_and_nothing_is_made(staff, pro
     )
     assert response.status_code == 200
     assert "This is not a valid phone number" in response.context["form"].errors["phone"][0]
-    assert 'id="id_phone-error"' in response.content.decode()
+    assert 'id="id_phone_error"' in response.content.decode()  # what aria-describedby names
     assert not PaymentLink.objects.exists()
     assert PosTransaction.objects.count() == before
 

@@ -48,7 +48,7 @@ def test_nothing_found_after_the_grace_period_means_the_attempt_failed(unknown_l
     unknown_link.refresh_from_db()
     assert unknown_link.state == PaymentLink.State.FAILED
     assert "not created" in unknown_link.last_error
-    assert unknown_link.events.filter(new_value="failed").exists()
+    assert unknown_link.events.filter(new_value="Not created").exists()
 
 
 def test_the_one_matching_postransaction_is_adopted(unknown_link):
