@@ -65,10 +65,10 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
         path = unquote(parts.path.lstrip("/")) if parts.netloc == "" else ""
         if not path:
             raise ImproperlyConfigured(f"DATABASE_URL {url!r} names no SQLite file")
-        name = Path(path) if Path(path).is_absolute() else base_dir / path
+        file = Path(path) if Path(path).is_absolute() else base_dir / path
         if url.startswith("sqlite:////"):
-            name = Path("/" + path)
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(name)}
+            file = Path("/" + path)
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(file)}
     if parts.scheme in {"postgres", "postgresql"}:
         name = unquote(parts.path.lstrip("/"))
         if not name:

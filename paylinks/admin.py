@@ -8,7 +8,7 @@ class LinkEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

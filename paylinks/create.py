@@ -5,10 +5,11 @@ posted; Provet's answer makes it `active`. An answer lost after the request left
 dropped connection, 5xx) makes it `unknown`, and the reconciler decides what happened.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,7 +27,7 @@ from paylinks.reconcile import reconcile_link
 # Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
 PAYMENT_TYPE_PROVET_PAY = 5003
 TRANSACTION_TYPE_PAYMENT_LINK = 4
-FIRST_CHECK_AFTER = timezone.timedelta(seconds=30)
+FIRST_CHECK_AFTER = dt.timedelta(seconds=30)
 
 # Provet's field names, as they come back in a 400, mapped onto the form's.
 PROVET_FIELDS = {
@@ -64,7 +65,7 @@ class LinkDraft:
     tokenize: str
     recurring_model: str
     consent: bool
-    created_by: AbstractBaseUser
+    created_by: Any  # the signed-in staff member
     idempotency_key: str
     invoice: Invoice | None = None
     client_provet_id: int | None = None
@@ -192,6 +193,7 @@ def map_field_errors(flat: dict[str, list[str]]) -> dict[str, list[str]]:
 def _reserve(draft: LinkDraft) -> PaymentLink:
     prepayment = None
     if draft.invoice is None:
+        assert draft.client_provet_id is not None, "a prepayment is for a client"
         prepayment = Prepayment.objects.create(
             practice=draft.practice,
             department=draft.department,

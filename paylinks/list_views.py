@@ -127,9 +127,11 @@ def followup(request: HttpRequest) -> HttpResponse:
         .order_by("-expires_at")
     )
     page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
-    for link in page:
-        link.reissue_token = new_form_token()
-    return render(request, "paylinks/followup.html", {"practice": practice, "page": page})
+    # Each row's "Send again" is a form of its own, with its own one-time token.
+    rows = [(link, new_form_token()) for link in page]
+    return render(
+        request, "paylinks/followup.html", {"practice": practice, "page": page, "rows": rows}
+    )
 
 
 def _practice_links(request: HttpRequest, practice) -> QuerySet[PaymentLink]:

@@ -83,11 +83,12 @@ def _try_again_later(link: PaymentLink, now: dt.datetime) -> None:
 
 
 def _matches(client: ProvetClient, link: PaymentLink) -> list[PosTransaction]:
-    known = set(
+    owned = (
         PaymentLink.objects.filter(practice=link.practice, postransaction_id__isnull=False)
         .exclude(pk=link.pk)
         .values_list("postransaction_id", flat=True)
     )
+    known = {pk for pk in owned if pk is not None}
     return [
         candidate
         for candidate in _candidates(client, link, known)

@@ -1,6 +1,7 @@
 """Reception: find what to charge, fill in the link form, make the link."""
 
 import datetime as dt
+import uuid
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.middleware import HtmxDetails
 
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
@@ -20,8 +22,12 @@ from paylinks.invoices import primary_phone, refresh_invoice, search_clients, se
 from paylinks.models import DeliveryMethod, Invoice, PaymentLink
 
 
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: HtmxHttpRequest) -> HttpResponse:
     practice = current_practice(request)
     query = request.GET.get("q", "").strip()
     invoices: list[Invoice] = []
@@ -153,7 +159,11 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch_practice(request: HttpRequest) -> HttpResponse:
-    practice = practices_for(request.user).filter(code=request.POST.get("practice")).first()
+    try:
+        code = uuid.UUID(request.POST.get("practice", ""))
+    except ValueError:
+        raise Http404 from None
+    practice = practices_for(request.user).filter(code=code).first()
     if practice is None:
         raise Http404
     request.session[SESSION_KEY] = str(practice.code)

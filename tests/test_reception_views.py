@@ -203,3 +203,7 @@ def test_someone_in_two_practices_can_switch_between_them(
 def test_nobody_can_switch_into_a_practice_they_do_not_belong_to(staff, other_practice):
     response = staff.post("/practice/", {"practice": str(other_practice.code)})
     assert response.status_code == 404
+
+
+def test_a_malformed_practice_code_is_a_404_not_an_error(staff):
+    assert staff.post("/practice/", {"practice": "not-a-code"}).status_code == 404

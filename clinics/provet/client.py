@@ -211,11 +211,11 @@ class ProvetClient:
                 response, correlation_id = self._send(
                     method, url, params=params, json=json, headers={"Authorization": auth_header}
                 )
-            except ProvetUnavailable as error:
+            except ProvetUnavailable:
                 if retry and attempt < GET_ATTEMPTS:
                     self._sleep(BACKOFF_BASE * 2 ** (attempt - 1))
                     continue
-                raise error
+                raise
             if (
                 response.status_code == 401
                 and self.connection.auth_scheme == OAUTH2
@@ -343,7 +343,7 @@ def _error_from(response: httpx.Response, correlation_id: str) -> ProvetError:
     status = response.status_code
     body = _detail(response)
     detail = body.get("detail") if isinstance(body, dict) else None
-    common = {"status": status, "correlation_id": correlation_id}
+    common: dict[str, Any] = {"status": status, "correlation_id": correlation_id}
     if status == 400:
         field_errors = body if isinstance(body, dict) else {"non_field_errors": [str(body)]}
         return ProvetValidationError(
