@@ -85,14 +85,17 @@ class LinkNotCreated(Exception):
 
 def create_link(draft: LinkDraft) -> PaymentLink:
     """Create the link once; the same key again returns the same link without calling Provet."""
-    existing = PaymentLink.objects.filter(idempotency_key=draft.idempotency_key).first()
+    existing = _made_with(draft)
     if existing is not None:
         return existing
     try:
         link = _reserve(draft)
     except IntegrityError:
         # Another request with the same key (a double click, a second tab) got there first.
-        return PaymentLink.objects.get(idempotency_key=draft.idempotency_key)
+        existing = _made_with(draft)
+        if existing is None:
+            raise
+        return existing
 
     try:
         with draft.practice.provet_client() as client:
@@ -144,6 +147,17 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             message=f"Replaced by a new link for {link.amount} {link.currency}",
         )
     return link
+
+
+def _made_with(draft: LinkDraft) -> PaymentLink | None:
+    """The link this person already made with this key. A key someone else used is refused:
+    it must never hand over, or act on, another person's or practice's link."""
+    existing = PaymentLink.objects.filter(idempotency_key=draft.idempotency_key).first()
+    if existing is None:
+        return None
+    if existing.practice_id != draft.practice.pk or existing.created_by_id != draft.created_by.pk:
+        raise LinkNotCreated("This form has expired: reload the page and try again.")
+    return existing
 
 
 def provet_body(draft: LinkDraft, link: PaymentLink, url_for) -> dict:

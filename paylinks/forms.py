@@ -20,7 +20,7 @@ DURATIONS = [
     ("10080", "7 days"),
     ("custom", "Custom"),
 ]
-_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+FORM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 def new_form_token() -> str:
@@ -148,7 +148,7 @@ class LinkForm(forms.Form):
 
     def clean_form_token(self) -> str:
         token = self.cleaned_data["form_token"]
-        if not _KEY.match(token):
+        if not FORM_TOKEN.match(token):
             raise ValidationError("This form has expired: reload the page and try again.")
         return token
 

@@ -17,7 +17,7 @@ from clinics.provet import ProvetError
 from clinics.sync import explain
 from paylinks.access import links_for
 from paylinks.create import LinkNotCreated
-from paylinks.forms import new_form_token
+from paylinks.forms import FORM_TOKEN, new_form_token
 from paylinks.models import LinkEvent, PaymentLink
 from paylinks.refresh import CannotCancel, cancel_link, check_now
 from paylinks.reissue import reissue_link
@@ -83,7 +83,7 @@ def link_cancel(request: HttpRequest, code) -> HttpResponse:
 def link_reissue(request: HttpRequest, code) -> HttpResponse:
     link = _get_link_for_user(request, code)
     token = request.POST.get("form_token", "")
-    if not 16 <= len(token) <= 64:
+    if not FORM_TOKEN.match(token):
         messages.error(request, "This page has expired: reload it and try again.")
         return redirect("paylinks:link", code=link.code)
     try:

@@ -1,5 +1,8 @@
 """The lists: today's and open links first, filters and search, and the follow-up queue."""
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -77,7 +80,10 @@ class LinkFilterForm(forms.Form):
         if data["created_by"]:
             links = links.filter(created_by__username=data["created_by"])
         if data["date"]:
-            links = links.filter(created_at__date=data["date"])
+            # The day as the practice lives it, not as UTC draws it.
+            zone = ZoneInfo(self.practice.timezone)
+            start = dt.datetime.combine(data["date"], dt.time(), tzinfo=zone)
+            links = links.filter(created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
         if data["q"]:
             text = data["q"].strip()
             links = links.filter(

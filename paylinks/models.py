@@ -352,7 +352,9 @@ class PaymentLink(models.Model):
         """Take Provet's postransaction as this link's own (after a POST or a reconciliation)."""
         with transaction.atomic():
             link = self._locked()
-            if link.postransaction_id == posted.id:
+            # Only an attempt still waiting for its answer can take one (another worker or
+            # request may have settled it meanwhile).
+            if link.state not in (self.State.CREATING, self.State.UNKNOWN):
                 self._refresh_from(link)
                 return
             link.postransaction_id = posted.id
@@ -454,17 +456,27 @@ class PaymentLink(models.Model):
             self.save(update_fields=fields)
         return bool(fields)
 
-    def mark(self, state: str, *, source: str, message: str, user=None) -> None:
-        """Move to `unknown` or `failed` with the reason, as an error event."""
+    def mark(
+        self, state: str, *, source: str, message: str, user=None, needs_review: bool = False
+    ) -> None:
+        """Move an attempt without an answer to `unknown` or `failed`, as an error event.
+
+        A link that has meanwhile become active or closed stays so: states only move forward.
+        """
         with transaction.atomic():
             link = self._locked()
-            if link.state == state and link.last_error == message:
+            if link.state not in (self.State.CREATING, self.State.UNKNOWN) or (
+                link.state == state and link.last_error == message
+            ):
                 self._refresh_from(link)
                 return
             old_state = link.state
             link.state = state
             link.last_error = message
-            link.save(update_fields=["state", "last_error"])
+            link.needs_review = needs_review
+            if state == self.State.FAILED or needs_review:
+                link.next_check_at = None
+            link.save(update_fields=["state", "last_error", "needs_review", "next_check_at"])
             link.event(
                 LinkEvent.Kind.ERROR, source, user, _state(old_state), _state(state), message
             )

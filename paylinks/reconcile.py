@@ -50,16 +50,14 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
             PaymentLink.State.UNKNOWN,
             source=LinkEvent.Source.SYSTEM,
             message=f"Several Provet links could be this one (postransactions {ids}).",
+            needs_review=True,
         )
-        PaymentLink.objects.filter(pk=link.pk).update(needs_review=True, next_check_at=None)
-        link.refresh_from_db()
     elif now - link.created_at >= GRACE:
         link.mark(
             PaymentLink.State.FAILED,
             source=LinkEvent.Source.SYSTEM,
             message="Provet has no such link: it was not created. It can be made again.",
         )
-        PaymentLink.objects.filter(pk=link.pk).update(next_check_at=None)
     else:
         _try_again_later(link, now)
 
@@ -72,8 +70,13 @@ def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
     ).select_related("practice", "department", "invoice")
     count = 0
     for link in due:
-        reconcile_link(link, now)
-        count += 1
+        # Claim it first: a second worker running the same schedule skips it.
+        claimed = PaymentLink.objects.filter(pk=link.pk, next_check_at=link.next_check_at).update(
+            next_check_at=now + RETRY_AFTER
+        )
+        if claimed:
+            reconcile_link(link, now)
+            count += 1
     return count
 
 

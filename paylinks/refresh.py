@@ -29,20 +29,24 @@ def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> boo
         return True
     if link.postransaction_id is None or link.cancelled_at:
         return False
+    changed = read_status(link, source=LinkEvent.Source.USER, user=user, now=now)
+    if not changed:
+        link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message="No change")
+    return True
+
+
+def read_status(link: PaymentLink, *, source: str, user=None, now=None) -> bool:
+    """Read the link's postransaction from Provet and record what changed. Raises ProvetError."""
+    assert link.postransaction_id is not None, "only a link Provet knows can be read"
     with link.practice.provet_client() as client:
         try:
             posted = client.get_postransaction(link.postransaction_id)
         except ProvetNotFound:
             link.record_cancelled(
-                user=None,
-                source=LinkEvent.Source.SYSTEM,
-                message="Deleted in Provet Cloud",
+                user=None, source=LinkEvent.Source.SYSTEM, message="Deleted in Provet Cloud"
             )
             return True
-    changed = link.record_status(posted, source=LinkEvent.Source.USER, user=user, now=now)
-    if not changed:
-        link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message="No change")
-    return True
+    return link.record_status(posted, source=source, user=user, now=now)
 
 
 def cancel_link(link: PaymentLink, *, user) -> None:
@@ -86,12 +90,4 @@ def refresh_if_stale(link: PaymentLink, now: dt.datetime | None = None) -> None:
         return
     if link.postransaction_id is None:
         return
-    with link.practice.provet_client() as client:
-        try:
-            posted = client.get_postransaction(link.postransaction_id)
-        except ProvetNotFound:
-            link.record_cancelled(
-                user=None, source=LinkEvent.Source.SYSTEM, message="Deleted in Provet Cloud"
-            )
-            return
-    link.record_status(posted, source=LinkEvent.Source.SYSTEM, now=now)
+    read_status(link, source=LinkEvent.Source.SYSTEM, now=now)

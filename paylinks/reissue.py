@@ -3,14 +3,18 @@
 from clinics.provet import ProvetError
 from paylinks.create import LinkDraft, LinkNotCreated, create_link
 from paylinks.invoices import refresh_invoice
-from paylinks.models import LinkEvent, PaymentLink
-from paylinks.refresh import CannotCancel, cancel_link
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.refresh import CannotCancel, cancel_link, read_status
 
 
 def reissue_link(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
     """Raises LinkNotCreated (nothing due, or Provet refused) or ProvetError."""
     if link.state in (PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN):
         raise LinkNotCreated("Wait until PayLinks knows whether this link exists.")
+    if link.postransaction_id and not link.cancelled_at:
+        read_status(link, source=LinkEvent.Source.USER, user=user)  # the page may be stale
+    if link.payment_status == PaymentStatus.ACCEPTED:
+        raise LinkNotCreated("The client has already paid this link.")
     amount = link.amount
     if link.invoice is not None:
         invoice = refresh_invoice(link.practice, link.invoice.provet_id)

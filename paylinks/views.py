@@ -108,7 +108,7 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
     """A prepayment: find the client, then pick a department and the amount."""
     practice = current_practice(request)
     client_id = request.POST.get("client") or request.GET.get("client")
-    if not client_id or not client_id.isdigit():
+    if not client_id or not client_id.isdecimal() or not client_id.isascii():
         return _client_search(request, practice)
     try:
         with practice.provet_client() as provet:
@@ -191,7 +191,10 @@ def _client_search(request: HttpRequest, practice) -> HttpResponse:
 def _made_with_this_form(request: HttpRequest) -> PaymentLink | None:
     """A form sent again (double click, back and resubmit, second tab) shows the link it made."""
     token = request.POST.get("form_token", "")
-    return links_for(request.user).filter(idempotency_key=token).first() if token else None
+    if not token:
+        return None
+    user_id = request.user.pk
+    return links_for(request.user).filter(idempotency_key=token, created_by_id=user_id).first()
 
 
 def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:

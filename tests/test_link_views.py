@@ -112,8 +112,7 @@ def test_send_again_makes_a_new_link_for_what_is_due_and_retires_the_old(staff, 
     assert "Replaced by" in staff.get(page_of(link)).content.decode()
 
 
-def test_send_again_is_refused_when_nothing_is_due(staff, link):
-    control.settle_link(link.external_id, "pay")
+def test_send_again_is_refused_when_the_invoice_was_paid_another_way(staff, link):
     invoice = ProvetInvoice.objects.get(pk=link.invoice.provet_id)
     invoice.due_sum = Decimal("0")
     invoice.save()
@@ -141,3 +140,63 @@ def test_a_postransaction_deleted_in_provet_shows_as_cancelled_by_paylinks(staff
     event = link.events.get(kind=LinkEvent.Kind.CANCELLED)
     assert (event.source, event.new_value) == ("system", "Cancelled")
     assert event.message == "Deleted in Provet Cloud"
+
+
+def test_send_again_with_someone_else_s_form_token_is_refused(
+    client, outsider, other_practice, staff, link
+):
+    foreign = PaymentLink.objects.create(
+        practice=other_practice,
+        prepayment=None,
+        invoice=link.invoice,
+        department=link.department,
+        amount=Decimal("5.00"),
+        currency="GBP",
+        duration_minutes=60,
+        idempotency_key="x" * 32,
+        created_by=outsider,
+        state=PaymentLink.State.ACTIVE,
+    )
+    response = staff.post(page_of(link) + "send-again/", {"form_token": "x" * 32}, follow=True)
+    html = response.content.decode()
+    assert "This form has expired" in html
+    assert "5.00 GBP" not in html
+    link.refresh_from_db()
+    assert link.cancelled_at is None and link.is_open
+    assert PaymentLink.objects.count() == 2
+    assert foreign.replaces is None
+
+
+def test_a_paid_prepayment_is_not_sent_again(staff, synced_practice, receptionist):
+    from paylinks.create import LinkDraft
+    from paylinks.forms import new_form_token
+    from sandbox.models import Client as ProvetClientRow
+
+    department = synced_practice.departments.filter(allow_nhp_processing=True).first()
+    prepaid = create_link(
+        LinkDraft(
+            practice=synced_practice,
+            department=department,
+            amount=Decimal("30.00"),
+            delivery_method=0,
+            email="",
+            phone="",
+            description="Deposit",
+            duration_minutes=60,
+            return_url="",
+            tokenize="",
+            recurring_model="",
+            consent=False,
+            created_by=receptionist,
+            idempotency_key=new_form_token(),
+            client_provet_id=ProvetClientRow.objects.filter(installation__provet_id=4)[0].id,
+        )
+    )
+    control.settle_link(prepaid.external_id, "pay")  # the page hasn't seen it yet
+    response = staff.post(page_of(prepaid) + "send-again/", {"form_token": "c" * 32}, follow=True)
+    assert "already paid" in response.content.decode()
+    assert PaymentLink.objects.count() == 1
+
+
+def test_a_malformed_client_id_is_not_an_error(staff, synced_practice):
+    assert staff.get("/prepayments/new/", {"client": "²"}).status_code == 200

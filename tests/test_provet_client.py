@@ -246,3 +246,17 @@ def test_a_created_link_comes_back_typed(practice, provet):
     again = provet.get_postransaction(created.id)
     assert again.payment_link and again.payment_link.external_id == created.payment_link.external_id
     assert created.url in provet.get_invoice(invoice.id).postransactions
+
+
+def test_a_failing_token_endpoint_means_the_request_never_left(practice, sleeps):
+    add_fault(practice, path="oauth2/token/", kind="503", count=5)
+    provet = ProvetClient(practice.connection(), sleep=sleeps.append)
+    with pytest.raises(ProvetUnavailable) as unavailable:
+        provet.create_postransaction({"amount": Decimal("1.00")})
+    assert not unavailable.value.request_sent
+
+
+def test_a_token_hiccup_is_retried_for_gets(practice, sleeps):
+    add_fault(practice, path="oauth2/token/", kind="503", count=1)
+    assert ProvetClient(practice.connection(), sleep=sleeps.append).list_departments()
+    assert sleeps == [0.5]

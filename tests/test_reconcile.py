@@ -96,3 +96,19 @@ def test_the_scheduled_task_reconciles_due_links(unknown_link):
     unknown_link.refresh_from_db()
     assert unknown_link.state == PaymentLink.State.ACTIVE
     assert reconcile_unknown_links() == 0
+
+
+def test_a_link_adopted_meanwhile_is_never_marked_failed(unknown_link):
+    stale = PaymentLink.objects.get(pk=unknown_link.pk)
+    posted = post_directly(unknown_link)
+    reconcile_link(unknown_link)  # one worker adopts it
+    stale.mark(PaymentLink.State.FAILED, source="system", message="late verdict")
+    stale.refresh_from_db()
+    assert stale.state == PaymentLink.State.ACTIVE
+    assert stale.postransaction_id == posted.id
+
+
+def test_two_runs_of_the_schedule_claim_a_link_once(unknown_link):
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(next_check_at=unknown_link.created_at)
+    assert reconcile_unknown_links() == 1
+    assert reconcile_unknown_links() == 0  # pushed forward before Provet was asked

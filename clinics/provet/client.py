@@ -142,7 +142,13 @@ class ProvetClient:
     def create_postransaction(self, body: dict[str, Any]) -> PosTransaction:
         """POST once. A ProvetUnavailable with `request_sent` means the outcome is unknown."""
         response = self._request("POST", "postransaction/", json=_jsonable(body), retry=False)
-        return PosTransaction.from_json(response.json())
+        try:
+            return PosTransaction.from_json(_read_json(response))
+        except (KeyError, TypeError, ValueError) as error:
+            # Provet said yes but the answer can't be read: as unknown as a lost answer.
+            raise ProvetUnavailable(
+                "Provet Cloud's answer could not be read", status=response.status_code
+            ) from error
 
     def delete_postransaction(self, postransaction_id: int) -> None:
         self._request("DELETE", f"postransaction/{postransaction_id}/", retry=False)
@@ -150,7 +156,8 @@ class ProvetClient:
     # Generic ---------------------------------------------------------------------------------
 
     def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
-        return self._request("GET", path_or_url, params=params, retry=True).json()
+        response = self._request("GET", path_or_url, params=params, retry=True)
+        return _read_json(response)
 
     def page(
         self,
@@ -206,7 +213,14 @@ class ProvetClient:
         refreshed_token = False
         while True:
             attempt += 1
-            auth_header, token = self._authorization()
+            try:
+                auth_header, token = self._authorization()
+            except ProvetError as auth_error:
+                auth_error.request_sent = False  # the request itself never left
+                if retry and attempt < GET_ATTEMPTS and not auth_error.permanent:
+                    self._sleep(BACKOFF_BASE * 2 ** (attempt - 1))
+                    continue
+                raise
             try:
                 response, correlation_id = self._send(
                     method, url, params=params, json=json, headers={"Authorization": auth_header}
@@ -330,6 +344,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     return value
+
+
+def _read_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProvetUnavailable(
+            "Provet Cloud answered with something that isn't JSON", status=response.status_code
+        ) from None
 
 
 def _detail(response: httpx.Response) -> Any:
