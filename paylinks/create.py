@@ -112,6 +112,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             source=LinkEvent.Source.SYSTEM,
             message=f"Provet's answer was lost ({error}); checking whether the link exists.",
         )
+        _note_replacement(draft, link)
         reconcile_link(link)
         return link
     except ProvetValidationError as error:
@@ -139,6 +140,11 @@ def create_link(draft: LinkDraft) -> PaymentLink:
     PaymentLink.objects.filter(pk=link.pk, state=PaymentLink.State.ACTIVE).update(
         next_check_at=timezone.now() + FIRST_CHECK_AFTER
     )
+    _note_replacement(draft, link)
+    return link
+
+
+def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
     if draft.replaces is not None:
         draft.replaces.event(
             LinkEvent.Kind.REISSUED,
@@ -146,7 +152,6 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             draft.created_by,
             message=f"Replaced by a new link for {link.amount} {link.currency}",
         )
-    return link
 
 
 def _made_with(draft: LinkDraft) -> PaymentLink | None:

@@ -11,7 +11,7 @@ import logging
 
 from django.utils import timezone
 
-from clinics.provet import ProvetClient, ProvetError
+from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
 from clinics.provet.types import PosTransaction, id_from_url
 from paylinks.models import LinkEvent, PaymentLink
 
@@ -44,6 +44,7 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
             kind=LinkEvent.Kind.RECONCILED,
             message=f"Found in Provet after the lost answer (postransaction {matches[0].id})",
         )
+        _retire_replaced(link)
     elif len(matches) > 1:
         ids = ", ".join(str(m.id) for m in matches)
         link.mark(
@@ -60,6 +61,29 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
         )
     else:
         _try_again_later(link, now)
+
+
+def _retire_replaced(link: PaymentLink) -> None:
+    """A "send again" whose answer was lost has now been found: the link it replaces must no
+    longer be payable, or the client could pay twice."""
+    old = link.replaces
+    if old is None or not old.is_open or old.postransaction_id is None:
+        return
+    try:
+        with link.practice.provet_client() as client:
+            client.delete_postransaction(old.postransaction_id)
+    except ProvetNotFound:
+        pass  # already gone
+    except ProvetError as error:
+        old.event(
+            LinkEvent.Kind.ERROR,
+            LinkEvent.Source.SYSTEM,
+            message=f"Could not cancel after sending again: {error}",
+        )
+        return
+    old.record_cancelled(
+        user=None, source=LinkEvent.Source.SYSTEM, message="Replaced by a new link"
+    )
 
 
 def reconcile_unknown_links(now: dt.datetime | None = None) -> int:

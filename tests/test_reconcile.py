@@ -112,3 +112,16 @@ def test_two_runs_of_the_schedule_claim_a_link_once(unknown_link):
     PaymentLink.objects.filter(pk=unknown_link.pk).update(next_check_at=unknown_link.created_at)
     assert reconcile_unknown_links() == 1
     assert reconcile_unknown_links() == 0  # pushed forward before Provet was asked
+
+
+def test_a_lost_send_again_found_later_retires_the_link_it_replaces(invoice, receptionist):
+    old = create_link(draft_for(invoice, receptionist, amount=invoice.due_sum - 1))
+    add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
+    new = create_link(draft_for(invoice, receptionist, replaces=old))
+    assert new.state == PaymentLink.State.UNKNOWN
+    assert old.events.filter(kind=LinkEvent.Kind.REISSUED).exists()
+    post_directly(new)
+    reconcile_link(new)
+    old.refresh_from_db()
+    assert new.state == PaymentLink.State.ACTIVE
+    assert old.cancelled_at is not None
