@@ -24,7 +24,7 @@ def current_practice(request: HttpRequest) -> Practice:
 
 
 def links_for(user) -> QuerySet[PaymentLink]:
-    return PaymentLink.objects.filter(practice__in=practices_for(user))
+    return PaymentLink.objects.with_replaced().filter(practice__in=practices_for(user))
 
 
 def role_in(user, practice: Practice) -> str | None:

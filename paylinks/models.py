@@ -145,6 +145,14 @@ class Prepayment(models.Model):
         return f"Prepayment for {self.client_name}"
 
 
+class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
+    def with_replaced(self) -> "PaymentLinkQuerySet":
+        later = PaymentLink.objects.filter(replaces=models.OuterRef("pk")).exclude(
+            state=PaymentLink.State.FAILED
+        )
+        return self.annotate(replaced=models.Exists(later))
+
+
 class PaymentLink(models.Model):
     class State(models.TextChoices):
         CREATING = "creating", _("Creating")
@@ -220,6 +228,8 @@ class PaymentLink(models.Model):
         default=False, help_text=_("Made outside PayLinks and found on the invoice in Provet.")
     )
 
+    objects = PaymentLinkQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -269,6 +279,17 @@ class PaymentLink(models.Model):
         )
 
     @property
+    def is_replaced(self) -> bool:
+        """A later link was made for the same money ("send again").
+
+        Lists annotate this as `replaced` (PaymentLinkQuerySet.with_replaced) so a page of
+        links costs one query, not one per row."""
+        annotated = getattr(self, "replaced", None)
+        if annotated is not None:
+            return annotated
+        return self.replacements.exclude(state=self.State.FAILED).exists()
+
+    @property
     def is_final_for_display(self) -> bool:
         """Nothing about this link will change by itself any more: stop polling the page."""
         return self.state in (self.State.FAILED, self.State.CLOSED) or self.needs_review
@@ -287,7 +308,7 @@ class PaymentLink(models.Model):
             return "Paid", "good"
         if self.cancelled_at:
             return "Cancelled", "neutral"
-        if self.replacements.exclude(state=self.State.FAILED).exists():
+        if self.is_replaced:
             return "Replaced by a new link", "neutral"
         if self.invoice_id and self.invoice and self.invoice.due_sum <= 0:
             return "Superseded: the invoice is paid", "neutral"

@@ -163,3 +163,16 @@ def test_one_click_sends_an_expired_link_again(staff, invoice, receptionist):
     assert response["Location"] == f"/links/{new.code}/"
     assert new.state == PaymentLink.State.ACTIVE
     assert listed(staff.get("/links/follow-up/")) == []
+
+
+def test_a_page_of_links_costs_the_same_queries_however_many_rows(
+    staff, departments, receptionist, django_assert_max_num_queries
+):
+    for _ in range(3):
+        make_link(departments[0].practice, departments[0], receptionist)
+    with django_assert_max_num_queries(12) as few:
+        staff.get("/links/")
+    for _ in range(20):
+        make_link(departments[0].practice, departments[0], receptionist)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        staff.get("/links/")
