@@ -102,11 +102,20 @@ class PracticeAdmin(admin.ModelAdmin):
     list_display = ["name", "provet_id", "domain_or_url", "auth_scheme", "currency", "is_active"]
     list_filter = ["is_active", "auth_scheme", "currency"]
     search_fields = ["name", "domain", "base_url", "provet_id"]
-    readonly_fields = ["code", "credentials_stored", "created_at"]
+    readonly_fields = [
+        "code",
+        "credentials_stored",
+        "paused_until",
+        "connection_problem",
+        "created_at",
+    ]
     inlines = [DepartmentInline, MembershipInline]
     actions = ["test_connection", "sync_departments_action"]
     fieldsets = [
-        (None, {"fields": ["name", "is_active", "code"]}),
+        (
+            None,
+            {"fields": ["name", "is_active", "code", "connection_problem", "paused_until"]},
+        ),
         (
             _("Provet Cloud installation"),
             {"fields": ["domain", "base_url", "provet_id", "provet_user_url"]},

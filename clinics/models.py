@@ -96,6 +96,9 @@ class Practice(models.Model):
         max_length=64, unique=True, default=new_webhook_secret, editable=False
     )
     is_active = models.BooleanField(default=True)
+    # Set by the poller: Provet asked it to wait (429), or refused the credentials.
+    paused_until = models.DateTimeField(null=True, blank=True, editable=False)
+    connection_problem = models.CharField(max_length=300, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PracticeQuerySet.as_manager()

@@ -5,7 +5,6 @@ posted; Provet's answer makes it `active`. An answer lost after the request left
 dropped connection, 5xx) makes it `unknown`, and the reconciler decides what happened.
 """
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,12 +21,12 @@ from clinics.provet import (
 )
 from clinics.sync import explain
 from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment, Tokenize
+from paylinks.polling import schedule
 from paylinks.reconcile import reconcile_link
 
 # Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
 PAYMENT_TYPE_PROVET_PAY = 5003
 TRANSACTION_TYPE_PAYMENT_LINK = 4
-FIRST_CHECK_AFTER = dt.timedelta(seconds=30)
 
 # Provet's field names, as they come back in a 400, mapped onto the form's.
 PROVET_FIELDS = {
@@ -137,9 +136,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
         kind=LinkEvent.Kind.CREATED,
         message=_created_message(link),
     )
-    PaymentLink.objects.filter(pk=link.pk, state=PaymentLink.State.ACTIVE).update(
-        next_check_at=timezone.now() + FIRST_CHECK_AFTER
-    )
+    schedule(link)
     _note_replacement(draft, link)
     return link
 

@@ -11,6 +11,7 @@ from clinics.provet import ProvetClient, ProvetNotFound
 from clinics.provet import types as provet
 from clinics.sync import sync_departments
 from paylinks.models import Invoice, LinkEvent, PaymentLink
+from paylinks.polling import schedule
 
 SEARCH_LIMIT = 20
 _NUMBER = re.compile(r"^\s*[A-Za-z#-]*\s*(\d+)\s*$")
@@ -185,5 +186,6 @@ def _import_links(
                     kind=LinkEvent.Kind.RECONCILED,
                     message="Found on the invoice in Provet (made outside PayLinks)",
                 )
+                schedule(link)
         except IntegrityError:
             continue  # imported meanwhile by another request

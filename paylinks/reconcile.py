@@ -14,6 +14,7 @@ from django.utils import timezone
 from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
 from clinics.provet.types import PosTransaction, id_from_url
 from paylinks.models import LinkEvent, PaymentLink
+from paylinks.polling import schedule
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
             kind=LinkEvent.Kind.RECONCILED,
             message=f"Found in Provet after the lost answer (postransaction {matches[0].id})",
         )
+        schedule(link, now)
         _retire_replaced(link)
     elif len(matches) > 1:
         ids = ", ".join(str(m.id) for m in matches)

@@ -7,6 +7,7 @@ from django_q.tasks import async_task
 
 from clinics.provet import ProvetError
 from paylinks.models import PaymentLink
+from paylinks.polling import poll_due_links
 from paylinks.reconcile import reconcile_unknown_links
 from paylinks.refresh import WATCHED_INTERVAL, refresh_if_stale
 
@@ -31,3 +32,9 @@ def request_refresh(link: PaymentLink) -> bool:
 def reconcile() -> int:
     """Every minute: decide the links whose creation answer was lost."""
     return reconcile_unknown_links()
+
+
+def poll() -> str:
+    """Every minute: ask Provet about the links that are due (paylinks/polling.py)."""
+    report = poll_due_links()
+    return f"checked {report.checked}, changed {report.changed}, paused {report.paused}"

@@ -1,0 +1,35 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from clinics.models import Practice
+from paylinks.polling import poll_due_links
+
+
+class Command(BaseCommand):
+    help = "Ask Provet about the payment links that are due (what the every-minute schedule runs)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="One pass, then exit.")
+        parser.add_argument("--practice", help="Only this practice (its name or Provet id).")
+
+    def handle(self, *args, once: bool, practice: str | None, **options):
+        chosen = None
+        if practice:
+            matches = Practice.objects.filter(name=practice) | (
+                Practice.objects.filter(provet_id=int(practice))
+                if practice.isdecimal()
+                else Practice.objects.none()
+            )
+            chosen = matches.first()
+            if chosen is None:
+                raise CommandError(f"No practice is called {practice!r}")
+        while True:
+            report = poll_due_links(practice=chosen)
+            self.stdout.write(
+                f"checked {report.checked}, changed {report.changed}"
+                + (f", paused {', '.join(report.paused)}" if report.paused else "")
+            )
+            if once:
+                return
+            time.sleep(60)

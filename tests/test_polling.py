@@ -1,0 +1,99 @@
+"""The poller: adaptive intervals, claims, forward-only statuses, pauses on 429 and bad keys."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from paylinks.create import create_link
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.polling import AFTER_EXPIRY, next_check_at, poll_due_links
+from sandbox import control
+from tests.conftest import add_fault, draft_for
+
+
+@pytest.fixture
+def link(invoice, receptionist) -> PaymentLink:
+    return create_link(draft_for(invoice, receptionist, duration_minutes=120))
+
+
+def make_due(*links: PaymentLink) -> dt.datetime:
+    now = timezone.now()
+    PaymentLink.objects.filter(pk__in=[x.pk for x in links]).update(next_check_at=now)
+    return now
+
+
+def test_a_new_link_is_put_on_the_poller_s_list(link):
+    assert link.next_check_at is not None
+    assert link.next_check_at - link.created_at < dt.timedelta(minutes=1)
+
+
+def test_young_links_are_checked_often_and_old_ones_rarely(link):
+    young = next_check_at(link, link.created_at + dt.timedelta(minutes=1))
+    older = next_check_at(link, link.created_at + dt.timedelta(minutes=90))
+    assert young - (link.created_at + dt.timedelta(minutes=1)) == dt.timedelta(seconds=30)
+    assert older - (link.created_at + dt.timedelta(minutes=90)) > dt.timedelta(seconds=30)
+
+
+def test_there_is_one_last_look_just_after_expiry(link):
+    just_before = link.expires_at - dt.timedelta(seconds=10)
+    assert next_check_at(link, just_before) == link.expires_at + AFTER_EXPIRY
+
+
+def test_a_payment_is_found_without_anyone_pressing_anything(link):
+    control.settle_link(link.external_id, "pay")
+    report = poll_due_links(now=make_due(link))
+    link.refresh_from_db()
+    assert (report.checked, report.changed) == (1, 1)
+    assert link.payment_status == PaymentStatus.ACCEPTED
+    assert link.next_check_at is None  # final: never checked again
+    assert link.events.get(kind=LinkEvent.Kind.PAYMENT_CHANGED).source == "poller"
+
+
+def test_a_claimed_link_is_pushed_forward_before_provet_is_asked(link):
+    now = make_due(link)
+    add_fault(link.practice, path="postransaction/\\d+/$", kind="500", count=10)
+    poll_due_links(now=now)
+    link.refresh_from_db()
+    assert link.next_check_at > now  # a crash or an error can't cause a hot loop
+
+
+def test_a_second_pass_at_the_same_moment_finds_nothing_to_do(link):
+    now = make_due(link)
+    assert poll_due_links(now=now).checked == 1
+    assert poll_due_links(now=now).checked == 0
+
+
+def test_a_429_pauses_the_practice_until_retry_after(link):
+    now = make_due(link)
+    add_fault(link.practice, path="postransaction/\\d+/$", kind="429", retry_after=45)
+    report = poll_due_links(now=now)
+    link.practice.refresh_from_db()
+    assert report.paused == [link.practice.name]
+    assert link.practice.paused_until == now + dt.timedelta(seconds=45)
+    make_due(link)
+    assert poll_due_links(now=now + dt.timedelta(seconds=30)).checked == 0
+    assert poll_due_links(now=now + dt.timedelta(seconds=50)).checked == 1
+
+
+def test_refused_credentials_pause_the_practice_and_say_why(link):
+    link.practice.client_secret = "wrong"
+    link.practice.save()
+    poll_due_links(now=make_due(link))
+    link.practice.refresh_from_db()
+    assert link.practice.paused_until is not None
+    assert "refused the credentials" in link.practice.connection_problem
+
+
+def test_the_budget_limits_how_many_links_one_pass_checks(invoice, receptionist):
+    links = [create_link(draft_for(invoice, receptionist, amount=1)) for _ in range(3)]
+    invoice.practice.rate_budget_per_minute = 2
+    invoice.practice.save()
+    assert poll_due_links(now=make_due(*links)).checked == 2
+
+
+def test_the_command_runs_one_pass(link, capsys):
+    make_due(link)
+    call_command("poll_links", "--once", "--practice", str(link.practice.provet_id))
+    assert "checked 1" in capsys.readouterr().out
