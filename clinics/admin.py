@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from clinics.models import Department, Membership, Practice
@@ -107,6 +108,7 @@ class PracticeAdmin(admin.ModelAdmin):
         "credentials_stored",
         "paused_until",
         "connection_problem",
+        "webhook_url",
         "created_at",
     ]
     inlines = [DepartmentInline, MembershipInline]
@@ -146,12 +148,29 @@ class PracticeAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            _("Provet webhooks"),
+            {
+                "fields": ["webhook_url"],
+                "description": _(
+                    "In Provet's webhook settings, add this address for the triggers "
+                    "'Invoice payment' and 'Unallocated payment' (form or JSON)."
+                ),
+            },
+        ),
         (None, {"fields": ["created_at"]}),
     ]
 
     @admin.display(description=_("Provet Cloud"))
     def domain_or_url(self, practice: Practice) -> str:
         return practice.domain or practice.base_url
+
+    @admin.display(description=_("Webhook URL"))
+    def webhook_url(self, practice: Practice) -> str:
+        if not practice.pk:
+            return str(_("Shown once the practice is saved."))
+        path = reverse("paylinks:provet_webhook", kwargs={"secret": practice.webhook_secret})
+        return f"https://<this PayLinks address>{path}"
 
     @admin.display(description=_("Stored credentials"))
     def credentials_stored(self, practice: Practice) -> str:

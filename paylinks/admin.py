@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment
+from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment, WebhookDelivery
 
 
 class LinkEventInline(admin.TabularInline):
@@ -96,3 +96,15 @@ class PrepaymentAdmin(admin.ModelAdmin):
     list_filter = ["practice"]
     search_fields = ["client_name", "description"]
     readonly_fields = [f.name for f in Prepayment._meta.fields]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "practice", "trigger", "invoice_provet_id", "links_made_due"]
+    list_display += ["error"]
+    list_filter = ["practice", "trigger"]
+    search_fields = ["body", "invoice_provet_id"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -556,3 +556,26 @@ class LinkEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.old_value} → {self.new_value}".strip()
+
+
+class WebhookDelivery(models.Model):
+    """Every webhook Provet sent us: its body is only a hint, the truth is re-read via the API."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+    trigger = models.CharField(max_length=30, blank=True)
+    invoice_provet_id = models.PositiveIntegerField(null=True, blank=True)
+    unallocated_payment_id = models.PositiveIntegerField(null=True, blank=True)
+    links_made_due = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.practice} {self.trigger or 'webhook'} at {self.received_at:%Y-%m-%d %H:%M}"

@@ -5,6 +5,7 @@ from contextlib import suppress
 from django.core.cache import cache
 from django_q.tasks import async_task
 
+from clinics.models import Practice
 from clinics.provet import ProvetError
 from paylinks.models import PaymentLink
 from paylinks.polling import poll_due_links
@@ -38,3 +39,9 @@ def poll() -> str:
     """Every minute: ask Provet about the links that are due (paylinks/polling.py)."""
     report = poll_due_links()
     return f"checked {report.checked}, changed {report.changed}, paused {report.paused}"
+
+
+def poll_practice(practice_id: int) -> str:
+    """A webhook made some of this practice's links due: look at them now."""
+    report = poll_due_links(practice=Practice.objects.get(pk=practice_id))
+    return f"checked {report.checked}, changed {report.changed}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from paylinks import link_views, list_views, views
+from paylinks import link_views, list_views, views, webhook_views
 
 app_name = "paylinks"
 urlpatterns = [
@@ -15,4 +15,5 @@ urlpatterns = [
     path("links/<uuid:code>/check/", link_views.link_check, name="link_check"),
     path("links/<uuid:code>/cancel/", link_views.link_cancel, name="link_cancel"),
     path("links/<uuid:code>/send-again/", link_views.link_reissue, name="link_reissue"),
+    path("webhooks/provet/<str:secret>/", webhook_views.provet_webhook, name="provet_webhook"),
 ]

@@ -1,0 +1,25 @@
+import logging
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from clinics.models import Practice
+from paylinks.webhooks import MalformedWebhook, receive
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # Provet can't send a CSRF token; the secret in the URL authenticates it
+@require_POST
+def provet_webhook(request: HttpRequest, secret: str) -> HttpResponse:
+    practice = Practice.objects.filter(webhook_secret=secret, is_active=True).first()
+    if practice is None:
+        raise Http404
+    try:
+        delivery = receive(practice, request)
+    except MalformedWebhook as error:
+        logger.warning("malformed webhook for %s: %s", practice, error)
+        return HttpResponseBadRequest(str(error))
+    logger.info("webhook for %s made %s links due", practice, delivery.links_made_due)
+    return HttpResponse("ok")
