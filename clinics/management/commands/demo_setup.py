@@ -6,6 +6,7 @@ Idempotent: running it again refreshes the same practices and people.
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
@@ -34,10 +35,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, base_url: str, **options):
+        from sandbox.control import add_webhook, clear_webhooks
         from sandbox.seed import seed_sandbox  # the demo is the one place that may
 
         installations = seed_sandbox()
         practices = [self._practice(item, base_url) for item in installations]
+        # As a clinic would set it up in Provet: payments are announced to PayLinks at once.
+        for practice in practices:
+            clear_webhooks(practice.provet_id)
+            url = base_url.rstrip("/") + reverse(
+                "paylinks:provet_webhook", kwargs={"secret": practice.webhook_secret}
+            )
+            add_webhook(practice.provet_id, url, trigger=11)
+            add_webhook(practice.provet_id, url, trigger=12, content_type=2)
         self._staff(practices)
         # The server isn't listening yet, so the first sync goes through the sandbox in-process.
         transport = wsgi_transport()
