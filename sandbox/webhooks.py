@@ -55,10 +55,16 @@ def deliver_due(installation: Installation | None = None, everything: bool = Fal
 
 
 def attempt(delivery: WebhookDelivery) -> bool:
-    # Claim the attempt first, so two requests serving retries at once don't both send it.
+    # Claim the attempt first, so two requests serving retries at once don't both send it,
+    # and push its retry time on: the receiver may call the sandbox back while this attempt
+    # is still in flight (PayLinks reads the link after a webhook), and that request must not
+    # send the same delivery again.
     claimed = WebhookDelivery.objects.filter(
         pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
-    ).update(attempts=delivery.attempts + 1)
+    ).update(
+        attempts=delivery.attempts + 1,
+        next_attempt_at=clock.now() + timedelta(seconds=TIMEOUT + FIRST_RETRY),
+    )
     if not claimed:
         return False
     delivery.attempts += 1
