@@ -76,16 +76,14 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             invoice=invoice,
             initial={
                 "amount": invoice.due_sum if invoice.due_sum > 0 else None,
-                "email": "" if invoice.client_no_email else invoice.client_email,
-                "phone": "" if invoice.client_no_sms else invoice.client_phone,
-                "delivery_method": _default_delivery(
-                    can_sms=bool(invoice.client_phone) and not invoice.client_no_sms,
-                    can_email=bool(invoice.client_email) and not invoice.client_no_email,
-                ),
                 "description": f"Payment for invoice {invoice} – {practice.name}",
-                "return_url": practice.default_return_url,
-                **_duration_initial(practice.default_duration_minutes),
-                "form_token": new_form_token(),
+                **_form_defaults(
+                    practice,
+                    email=invoice.client_email,
+                    phone=invoice.client_phone,
+                    no_sms=invoice.client_no_sms,
+                    no_email=invoice.client_no_email,
+                ),
             },
         )
     links = invoice.links.select_related("created_by").order_by("-created_at")
@@ -136,16 +134,14 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
             initial={
                 "client": customer.id,
                 "department": departments.first() if departments.count() == 1 else None,
-                "email": "" if customer.no_email else customer.email,
-                "phone": "" if customer.no_sms else phone,
-                "delivery_method": _default_delivery(
-                    can_sms=bool(phone) and not customer.no_sms,
-                    can_email=bool(customer.email) and not customer.no_email,
-                ),
                 "description": f"Prepayment – {practice.name}",
-                "return_url": practice.default_return_url,
-                **_duration_initial(practice.default_duration_minutes),
-                "form_token": new_form_token(),
+                **_form_defaults(
+                    practice,
+                    email=customer.email,
+                    phone=phone,
+                    no_sms=customer.no_sms,
+                    no_email=customer.no_email,
+                ),
             },
             **flags,
         )
@@ -230,6 +226,21 @@ def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
         if not refused.field_errors:
             form.add_error(None, refused.message)
         return None
+
+
+def _form_defaults(practice, *, email: str, phone: str, no_sms: bool, no_email: bool) -> dict:
+    """What both link forms start with: the client's addresses unless refused, the practice's
+    defaults, and a fresh one-time token."""
+    return {
+        "email": "" if no_email else email,
+        "phone": "" if no_sms else phone,
+        "delivery_method": _default_delivery(
+            can_sms=bool(phone) and not no_sms, can_email=bool(email) and not no_email
+        ),
+        "return_url": practice.default_return_url,
+        **_duration_initial(practice.default_duration_minutes),
+        "form_token": new_form_token(),
+    }
 
 
 def _default_delivery(*, can_sms: bool, can_email: bool) -> int:
