@@ -174,3 +174,17 @@ def add_fault(practice, **fault):
         content_type="application/json",
     )
     assert response.status_code == 201, response.content
+
+
+def invoice_link_body(practice: Practice, amount, department_url: str, invoice_url: str) -> dict:
+    """A Provet Pay postransaction for an invoice, as the reference's example posts it."""
+    return {
+        "amount": amount,
+        "terminal_id": 0,
+        "payment_type": 5003,
+        "transaction_type": 4,
+        "creator": practice.provet_user_url,
+        "department": department_url,
+        "invoice": invoice_url,
+        "payment_link_data": {"duration": 60, "delivery_method": 0},
+    }

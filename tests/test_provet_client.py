@@ -21,6 +21,7 @@ from clinics.provet import (
 from clinics.provet import client as provet_client
 from clinics.provet.in_process import wsgi_transport
 from clinics.provet.types import InvoiceStatus
+from tests.conftest import invoice_link_body
 
 
 class Recorder(httpx.BaseTransport):
@@ -149,16 +150,7 @@ def test_a_missing_permission_is_a_permission_error(practice, provet):
     invoice = provet.list_invoices({"status__is": InvoiceStatus.FINALIZED}, 1).results[0]
     with pytest.raises(ProvetPermissionError):
         provet.create_postransaction(
-            {
-                "amount": Decimal("1.00"),
-                "terminal_id": 0,
-                "payment_type": 5003,
-                "transaction_type": 4,
-                "creator": practice.provet_user_url,
-                "department": invoice.department_url,
-                "invoice": invoice.url,
-                "payment_link_data": {"duration": 60, "delivery_method": 0},
-            }
+            invoice_link_body(practice, Decimal("1.00"), invoice.department_url, invoice.url)
         )
 
 
@@ -194,16 +186,7 @@ def test_posts_are_never_retried(practice, provet, recorder):
     invoice = provet.list_invoices({"status__is": InvoiceStatus.FINALIZED}, 1).results[0]
     with pytest.raises(ProvetUnavailable) as unavailable:
         provet.create_postransaction(
-            {
-                "amount": Decimal("1.00"),
-                "terminal_id": 0,
-                "payment_type": 5003,
-                "transaction_type": 4,
-                "creator": practice.provet_user_url,
-                "department": invoice.department_url,
-                "invoice": invoice.url,
-                "payment_link_data": {"duration": 60, "delivery_method": 0},
-            }
+            invoice_link_body(practice, Decimal("1.00"), invoice.department_url, invoice.url)
         )
     assert unavailable.value.request_sent
     posts = [r for r in recorder.requests if r.method == "POST" and "postransaction" in r.url.path]
@@ -229,16 +212,7 @@ def test_the_page_iterator_follows_next_to_the_end(provet):
 def test_a_created_link_comes_back_typed(practice, provet):
     invoice = provet.list_invoices({"status__is": InvoiceStatus.FINALIZED}, 1).results[0]
     created = provet.create_postransaction(
-        {
-            "amount": Decimal("1.50"),
-            "terminal_id": 0,
-            "payment_type": 5003,
-            "transaction_type": 4,
-            "creator": practice.provet_user_url,
-            "department": invoice.department_url,
-            "invoice": invoice.url,
-            "payment_link_data": {"duration": 60, "delivery_method": 0},
-        }
+        invoice_link_body(practice, Decimal("1.50"), invoice.department_url, invoice.url)
     )
     assert created.amount == Decimal("1.50")
     assert created.invoice_id == invoice.id

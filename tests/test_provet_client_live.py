@@ -8,7 +8,7 @@ import pytest
 from clinics.models import Practice
 from clinics.provet import ProvetClient, ProvetUnavailable
 from clinics.provet.types import InvoiceStatus
-from tests.conftest import make_practice
+from tests.conftest import invoice_link_body, make_practice
 
 
 @pytest.fixture
@@ -29,18 +29,9 @@ def control(practice: Practice, what: str, body: dict) -> None:
     assert response.status_code < 300, response.text
 
 
-def invoice_link_body(practice: Practice, provet: ProvetClient) -> dict:
+def first_invoice_link_body(practice: Practice, provet: ProvetClient) -> dict:
     invoice = provet.list_invoices({"status__is": InvoiceStatus.FINALIZED}, 1).results[0]
-    return {
-        "amount": "2.00",
-        "terminal_id": 0,
-        "payment_type": 5003,
-        "transaction_type": 4,
-        "creator": practice.provet_user_url,
-        "department": invoice.department_url,
-        "invoice": invoice.url,
-        "payment_link_data": {"duration": 60, "delivery_method": 0},
-    }
+    return invoice_link_body(practice, "2.00", invoice.department_url, invoice.url)
 
 
 def test_it_talks_to_the_sandbox_over_a_socket(live_practice):
@@ -65,7 +56,7 @@ def test_a_timeout_is_an_unavailable_error(live_practice):
 
 def test_a_dropped_answer_after_a_post_is_unknown_and_provet_kept_the_link(live_practice):
     with fast_client(live_practice) as provet:
-        body = invoice_link_body(live_practice, provet)
+        body = first_invoice_link_body(live_practice, provet)
         before = provet.get_invoice(int(body["invoice"].rstrip("/").rsplit("/", 1)[1]))
         control(
             live_practice, "faults/", {"path": "postransaction/", "method": "POST", "kind": "drop"}

@@ -6,7 +6,7 @@ from clinics.models import Membership
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
-from tests.conftest import make_user, sandbox_invoice
+from tests.conftest import invoice_link_body, make_user, sandbox_invoice
 
 
 @pytest.fixture
@@ -135,16 +135,12 @@ def test_a_second_link_asks_for_confirmation(staff, provet_invoice):
 def test_links_made_in_provet_are_imported_and_shown(staff, provet_invoice, synced_practice):
     with synced_practice.provet_client() as provet:
         made_elsewhere = provet.create_postransaction(
-            {
-                "amount": "5.00",
-                "terminal_id": 0,
-                "payment_type": 5003,
-                "transaction_type": 4,
-                "creator": synced_practice.provet_user_url,
-                "department": provet.url_for("department", provet_invoice.department_id),
-                "invoice": provet.url_for("invoice", provet_invoice.id),
-                "payment_link_data": {"duration": 60, "delivery_method": 0},
-            }
+            invoice_link_body(
+                synced_practice,
+                "5.00",
+                provet.url_for("department", provet_invoice.department_id),
+                provet.url_for("invoice", provet_invoice.id),
+            )
         )
     response = staff.get(f"/invoices/{provet_invoice.id}/")
     [link] = response.context["links"]

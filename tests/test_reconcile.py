@@ -8,7 +8,7 @@ from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink
 from paylinks.reconcile import GRACE, reconcile_link, reconcile_unknown_links
 from paylinks.tasks import reconcile
-from tests.conftest import add_fault, draft_for
+from tests.conftest import add_fault, draft_for, invoice_link_body
 
 
 @pytest.fixture
@@ -23,16 +23,12 @@ def post_directly(link: PaymentLink):
     """Provet makes a postransaction for the same invoice and amount (as a lost POST would)."""
     with link.practice.provet_client() as client:
         return client.create_postransaction(
-            {
-                "amount": link.amount,
-                "terminal_id": 0,
-                "payment_type": 5003,
-                "transaction_type": 4,
-                "creator": link.practice.provet_user_url,
-                "department": client.url_for("department", link.department.provet_id),
-                "invoice": client.url_for("invoice", link.invoice.provet_id),
-                "payment_link_data": {"duration": 60, "delivery_method": 0},
-            }
+            invoice_link_body(
+                link.practice,
+                link.amount,
+                client.url_for("department", link.department.provet_id),
+                client.url_for("invoice", link.invoice.provet_id),
+            )
         )
 
 
