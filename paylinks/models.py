@@ -579,3 +579,40 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.practice} {self.trigger or 'webhook'} at {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class DriftFinding(models.Model):
+    """A mismatch between invoices and links found by the nightly drift check (paylinks/drift.py).
+
+    A finding stays open until a later check no longer sees it; managers and admins see the open
+    ones on the dashboard and in admin."""
+
+    class Kind(models.TextChoices):
+        PAID_LINK_INVOICE_DUE = "paid_link_due", _("Paid link, invoice still due")
+        PAID_INVOICE_OPEN_LINKS = "paid_invoice_open", _("Paid invoice with open links")
+        UNKNOWN_TOO_LONG = "unknown_too_long", _("Outcome unknown for over an hour")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="drift_findings")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    link = models.ForeignKey(
+        PaymentLink, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.CharField(max_length=300)
+    found_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-found_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["practice", "kind"],
+                condition=Q(resolved_at__isnull=True),
+                name="drift_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"
