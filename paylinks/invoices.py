@@ -189,3 +189,19 @@ def _import_links(
                 schedule(link)
         except IntegrityError:
             continue  # imported meanwhile by another request
+
+
+def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> None:
+    """Read these invoices' status and due sum again (after a payment or a webhook), so links
+    on an invoice paid by other means show as superseded. Raises ProvetError."""
+    invoices = Invoice.objects.filter(practice=practice, pk__in=invoice_ids)
+    if not invoices:
+        return
+    with practice.provet_client() as client:
+        for invoice in invoices:
+            remote = client.get_invoice(invoice.provet_id)
+            invoice.status = remote.status
+            invoice.due_sum = remote.due_sum
+            invoice.date_paid = remote.date_paid
+            invoice.fetched_at = timezone.now()
+            invoice.save(update_fields=["status", "due_sum", "date_paid", "fetched_at"])

@@ -1,15 +1,18 @@
 """Keeping open links fresh without anyone pressing anything (DESIGN.md, step 3).
 
-Every minute the schedule runs `poll_due_links`. It claims the links whose `next_check_at`
-has come, a practice's rate budget at a time, pushing `next_check_at` forward before Provet is
-asked (a crash can't cause a hot loop, and a second worker skips a claimed link). Intervals
-adapt: often while a link is young, when most payments come, rarer as it ages, one last look
-just after it expires, none once its payment status is final. A 429 pauses the practice until
-Retry-After has passed; refused credentials pause it and say so in admin.
+The every-minute schedule runs `poll_due_links` once every TICK through its minute. A pass
+claims the links whose `next_check_at` has come, pushing `next_check_at` forward before Provet
+is asked (a crash can't cause a hot loop, and a second worker skips a claimed link). When more
+links are due than the practice's budget allows, the ones most likely to have changed go first.
+Intervals adapt: often while a link is young, when most payments come, rarer as it ages, one
+last look just after it expires, none once its payment status is final. A 429 pauses the
+practice until Retry-After has passed; refused credentials pause it and say so in admin.
 """
 
 import datetime as dt
 import logging
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Q
@@ -18,13 +21,14 @@ from django.utils import timezone
 from clinics.models import Practice
 from clinics.provet import (
     ProvetAuthError,
+    ProvetClient,
     ProvetError,
     ProvetNotFound,
     ProvetPermissionError,
     ProvetRateLimited,
 )
 from clinics.sync import explain
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +43,21 @@ OLDEST_INTERVAL = dt.timedelta(hours=1)
 # Provet marks a link expired a moment after its expiration time: look once just after.
 AFTER_EXPIRY = dt.timedelta(seconds=30)
 AUTH_PAUSE = dt.timedelta(minutes=15)
+# django-q2 schedules run at most once a minute; the poll task makes a pass every TICK within
+# it, and each pass spends its share of the practice's per-minute budget.
+TICK = dt.timedelta(seconds=10)
+PASSES_PER_MINUTE = 6
+
+
+def interval_for(age: dt.timedelta) -> dt.timedelta:
+    return next((every for upto, every in INTERVALS if age < upto), OLDEST_INTERVAL)
 
 
 def next_check_at(link: PaymentLink, now: dt.datetime) -> dt.datetime | None:
     """When the poller should next look at this link, or None when it never needs to."""
     if link.state != PaymentLink.State.ACTIVE or link.cancelled_at:
         return None
-    age = now - link.created_at
-    interval = next((every for upto, every in INTERVALS if age < upto), OLDEST_INTERVAL)
-    due = now + interval
+    due = now + interval_for(now - link.created_at)
     if link.expires_at is not None:
         last_look = link.expires_at + AFTER_EXPIRY
         if now >= last_look:
@@ -56,6 +66,20 @@ def next_check_at(link: PaymentLink, now: dt.datetime) -> dt.datetime | None:
             return now + OLDEST_INTERVAL
         due = min(due, last_look)
     return due
+
+
+def urgency(link: PaymentLink, now: dt.datetime) -> float:
+    """How likely the link is to have changed since it was last looked at.
+
+    The intervals follow how often links of an age get paid, so the time since the last look,
+    counted in the link's own interval, ranks a link unseen for 2 minutes at the age when
+    payments are frequent above one unseen for 20 minutes at an age when they are rare.
+    """
+    since = now - (link.checked_at or link.created_at)
+    score = since / interval_for(now - link.created_at)
+    if link.expires_at is not None and (link.checked_at or link.created_at) < link.expires_at:
+        score = max(score, 1.0)  # it has expired unseen: its status will have changed
+    return score
 
 
 def schedule(link: PaymentLink, now: dt.datetime | None = None) -> None:
@@ -69,51 +93,94 @@ class PollReport:
     checked: int = 0
     changed: int = 0
     paused: list[str] = field(default_factory=list)
+    # Invoices on which a link was paid: their snapshot (due sum) needs reading again.
+    paid_invoices: set[int] = field(default_factory=set)
+
+    def __str__(self) -> str:
+        paused = f", paused {', '.join(self.paused)}" if self.paused else ""
+        return f"checked {self.checked}, changed {self.changed}{paused}"
 
 
 def poll_due_links(now: dt.datetime | None = None, practice: Practice | None = None) -> PollReport:
+    """One pass over every practice (or one): check the due links, within budget."""
     now = now or timezone.now()
     report = PollReport()
-    practices = Practice.objects.filter(is_active=True).filter(
-        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
-    )
+    practices = _unpaused(Practice.objects.filter(is_active=True), now)
     if practice is not None:
         practices = practices.filter(pk=practice.pk)
     for each in practices:
-        _poll_practice(each, now, report)
+        budget = math.ceil(each.rate_budget_per_minute / PASSES_PER_MINUTE)
+        _check(each, due_links(each, now, budget), now, report)
     return report
 
 
-def _poll_practice(practice: Practice, now: dt.datetime, report: PollReport) -> None:
-    due = list(
-        PaymentLink.objects.filter(
-            practice=practice,
-            state=PaymentLink.State.ACTIVE,
-            postransaction_id__isnull=False,
-            next_check_at__lte=now,
-        )
-        .select_related("practice", "invoice")
-        .order_by("next_check_at")[: practice.rate_budget_per_minute]
+def check_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollReport:
+    """Check these links now, if they are still due (a webhook named their invoice).
+
+    They are claimed like the poller's own, and their changes are put down to the webhook."""
+    now = now or timezone.now()
+    report = PollReport()
+    if _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+        links = _due(practice, now).filter(pk__in=list(link_ids))
+        _check(practice, list(links), now, report, source=LinkEvent.Source.WEBHOOK)
+    return report
+
+
+def _unpaused(practices, now: dt.datetime):
+    return practices.filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
+
+
+def _due(practice: Practice, now: dt.datetime):
+    return PaymentLink.objects.filter(
+        practice=practice,
+        state=PaymentLink.State.ACTIVE,
+        postransaction_id__isnull=False,
+        next_check_at__lte=now,
+    ).select_related("practice")
+
+
+def due_links(practice: Practice, now: dt.datetime, budget: int) -> list[PaymentLink]:
+    """The due links this pass can afford, the most likely to have changed first."""
+    due = _due(practice, now).only(
+        "pk",
+        "code",
+        "practice",
+        "invoice_id",
+        "state",
+        "cancelled_at",
+        "created_at",
+        "checked_at",
+        "expires_at",
+        "next_check_at",
+        "postransaction_id",
     )
-    if not due:
+    return sorted(due, key=lambda link: urgency(link, now), reverse=True)[:budget]
+
+
+def claim(link: PaymentLink, now: dt.datetime) -> bool:
+    """Only the worker whose conditional update lands asks Provet about this link."""
+    return bool(
+        PaymentLink.objects.filter(pk=link.pk, next_check_at=link.next_check_at).update(
+            next_check_at=next_check_at(link, now)
+        )
+    )
+
+
+def _check(
+    practice: Practice,
+    links: list[PaymentLink],
+    now: dt.datetime,
+    report: PollReport,
+    source: str = LinkEvent.Source.POLLER,
+) -> None:
+    if not links:
         return
     with practice.provet_client() as client:
-        for link in due:
-            # Claim: only the worker whose update lands asks Provet about this link.
-            claimed = PaymentLink.objects.filter(
-                pk=link.pk, next_check_at=link.next_check_at
-            ).update(next_check_at=next_check_at(link, now))
-            if not claimed:
+        for link in links:
+            if not claim(link, now):
                 continue
-            assert link.postransaction_id is not None  # filtered above
             try:
-                posted = client.get_postransaction(link.postransaction_id)
-            except ProvetNotFound:
-                link.record_cancelled(
-                    user=None, source=LinkEvent.Source.POLLER, message="Deleted in Provet Cloud"
-                )
-                report.checked += 1
-                continue
+                _check_one(client, link, now, report, source)
             except ProvetRateLimited as error:
                 _pause(practice, now + dt.timedelta(seconds=error.retry_after), "")
                 report.paused.append(practice.name)
@@ -123,13 +190,27 @@ def _poll_practice(practice: Practice, now: dt.datetime, report: PollReport) -> 
                 report.paused.append(practice.name)
                 return
             except ProvetError as error:
+                # Already pushed forward: it is looked at again at its next time.
                 logger.warning("poll link %s: %s", link.code, error)
-                continue
-            report.checked += 1
-            if link.record_status(posted, source=LinkEvent.Source.POLLER, now=now):
-                report.changed += 1
     if practice.connection_problem:
         Practice.objects.filter(pk=practice.pk).update(connection_problem="")
+
+
+def _check_one(
+    client: ProvetClient, link: PaymentLink, now: dt.datetime, report: PollReport, source: str
+) -> None:
+    assert link.postransaction_id is not None  # only links Provet knows are due
+    try:
+        posted = client.get_postransaction(link.postransaction_id)
+    except ProvetNotFound:
+        link.record_cancelled(user=None, source=source, message="Deleted in Provet Cloud")
+        report.checked += 1
+        return
+    report.checked += 1
+    if link.record_status(posted, source=source, now=now):
+        report.changed += 1
+        if link.payment_status == PaymentStatus.ACCEPTED and link.invoice_id:
+            report.paid_invoices.add(link.invoice_id)
 
 
 def _pause(practice: Practice, until: dt.datetime, problem: str) -> None:

@@ -24,6 +24,9 @@ GRACE = dt.timedelta(minutes=2)
 # Clocks differ: a postransaction "created" a little before our attempt can still be it.
 CLOCK_SKEW = dt.timedelta(minutes=5)
 RETRY_AFTER = dt.timedelta(seconds=30)
+# Longer than a POST can take (token, connect and read timeouts): a link still `creating`
+# after this was abandoned by a process that died.
+STUCK_AFTER = dt.timedelta(minutes=2)
 RECENT_PAGES = 3
 
 
@@ -91,6 +94,7 @@ def _retire_replaced(link: PaymentLink) -> None:
 def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
     """Every unknown link whose next look is due (the task behind the schedule)."""
     now = now or timezone.now()
+    sweep_stuck(now)
     due = PaymentLink.objects.filter(
         state=PaymentLink.State.UNKNOWN, needs_review=False, next_check_at__lte=now
     ).select_related("practice", "department", "invoice")
@@ -104,6 +108,23 @@ def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
             reconcile_link(link, now)
             count += 1
     return count
+
+
+def sweep_stuck(now: dt.datetime) -> None:
+    """A link left in `creating` (the process died between the reservation and Provet's
+    answer) may or may not exist in Provet: treat it as a lost answer."""
+    stuck = PaymentLink.objects.filter(
+        state=PaymentLink.State.CREATING, created_at__lte=now - STUCK_AFTER
+    )
+    for link in stuck:
+        link.mark(
+            PaymentLink.State.UNKNOWN,
+            source=LinkEvent.Source.SYSTEM,
+            message="Creating the link was interrupted; checking whether Provet made it.",
+        )
+        PaymentLink.objects.filter(
+            pk=link.pk, state=PaymentLink.State.UNKNOWN, next_check_at__isnull=True
+        ).update(next_check_at=now)
 
 
 def _try_again_later(link: PaymentLink, now: dt.datetime) -> None:

@@ -1,5 +1,6 @@
 """django-q2 tasks: tiny and idempotent; the schedules and the tests call these same functions."""
 
+import time
 from contextlib import suppress
 
 from django.core.cache import cache
@@ -7,8 +8,10 @@ from django_q.tasks import async_task
 
 from clinics.models import Practice
 from clinics.provet import ProvetError
-from paylinks.models import PaymentLink
-from paylinks.polling import poll_due_links
+from paylinks import webhooks
+from paylinks.invoices import refresh_due_sums
+from paylinks.models import PaymentLink, WebhookDelivery
+from paylinks.polling import PASSES_PER_MINUTE, TICK, PollReport, poll_due_links
 from paylinks.reconcile import reconcile_unknown_links
 from paylinks.refresh import WATCHED_INTERVAL, refresh_if_stale
 
@@ -35,13 +38,33 @@ def reconcile() -> int:
     return reconcile_unknown_links()
 
 
-def poll() -> str:
-    """Every minute: ask Provet about the links that are due (paylinks/polling.py)."""
-    report = poll_due_links()
-    return f"checked {report.checked}, changed {report.changed}, paused {report.paused}"
+def poll(passes: int = PASSES_PER_MINUTE) -> str:
+    """Every minute: a pass over the due links every TICK (paylinks/polling.py).
+
+    django-q2 can't schedule more often than once a minute, and a minute is long to wait for a
+    payment the client has just made, so one run makes several passes."""
+    reports = []
+    start = time.monotonic()
+    for number in range(passes):
+        if number:
+            time.sleep(max(0.0, start + number * TICK.total_seconds() - time.monotonic()))
+        report = poll_due_links()
+        refresh_paid_invoices(report)
+        reports.append(str(report))
+    return "; ".join(reports)
 
 
-def poll_practice(practice_id: int) -> str:
-    """A webhook made some of this practice's links due: look at them now."""
-    report = poll_due_links(practice=Practice.objects.get(pk=practice_id))
-    return f"checked {report.checked}, changed {report.changed}"
+def refresh_paid_invoices(report: PollReport) -> None:
+    """A link was paid: read its invoice's due sum, so the invoice's other links show as
+    superseded."""
+    for practice in Practice.objects.filter(invoices__in=report.paid_invoices).distinct():
+        with suppress(ProvetError):  # the drift check notices an invoice left stale
+            refresh_due_sums(practice, report.paid_invoices)
+
+
+def after_webhook(delivery_id: int) -> str:
+    """A webhook named an invoice or a prepayment payment: look at its links now."""
+    delivery = WebhookDelivery.objects.select_related("practice").get(pk=delivery_id)
+    with suppress(ProvetError):
+        return str(webhooks.follow_up(delivery))
+    return "Provet could not answer; the poller will look again"

@@ -13,7 +13,9 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from clinics.models import Practice
-from paylinks.models import PaymentLink, WebhookDelivery
+from paylinks.invoices import refresh_due_sums
+from paylinks.models import Invoice, PaymentLink, WebhookDelivery
+from paylinks.polling import PollReport, check_links
 
 
 class MalformedWebhook(ValueError):
@@ -69,7 +71,29 @@ def receive(practice: Practice, request: HttpRequest) -> WebhookDelivery:
     with transaction.atomic():
         delivery.links_made_due = links.update(next_check_at=timezone.now())
         delivery.save()
-    if delivery.links_made_due:
+    known_invoice = (
+        delivery.invoice_provet_id is not None
+        and Invoice.objects.filter(practice=practice, provet_id=delivery.invoice_provet_id).exists()
+    )
+    if delivery.links_made_due or known_invoice:
         # A worker reads the truth from Provet; the answer to Provet doesn't wait for it.
-        async_task("paylinks.tasks.poll_practice", practice.pk, group="webhook")
+        async_task("paylinks.tasks.after_webhook", delivery.pk, group="webhook")
     return delivery
+
+
+def follow_up(delivery: WebhookDelivery) -> PollReport:
+    """In a worker: read the invoice's due sum again and check the links the delivery made due.
+
+    Raises ProvetError when the invoice can't be read (the links are still checked by the poller).
+    """
+    practice = delivery.practice
+    links = PaymentLink.objects.filter(practice=practice, state=PaymentLink.State.ACTIVE)
+    invoices = Invoice.objects.none()
+    if delivery.invoice_provet_id:
+        invoices = Invoice.objects.filter(practice=practice, provet_id=delivery.invoice_provet_id)
+        links = links.filter(invoice__in=invoices)
+    else:
+        links = links.filter(prepayment__isnull=False)
+    report = check_links(practice, links.values_list("pk", flat=True))
+    refresh_due_sums(practice, report.paid_invoices | set(invoices.values_list("pk", flat=True)))
+    return report

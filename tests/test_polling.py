@@ -6,9 +6,16 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from paylinks import tasks
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
-from paylinks.polling import AFTER_EXPIRY, next_check_at, poll_due_links
+from paylinks.polling import (
+    AFTER_EXPIRY,
+    PASSES_PER_MINUTE,
+    due_links,
+    next_check_at,
+    poll_due_links,
+)
 from sandbox import control
 from tests.conftest import add_fault, draft_for
 
@@ -86,14 +93,53 @@ def test_refused_credentials_pause_the_practice_and_say_why(link):
     assert "refused the credentials" in link.practice.connection_problem
 
 
-def test_the_budget_limits_how_many_links_one_pass_checks(invoice, receptionist):
+def test_a_pass_spends_its_share_of_the_per_minute_budget(invoice, receptionist):
     links = [create_link(draft_for(invoice, receptionist, amount=1)) for _ in range(3)]
-    invoice.practice.rate_budget_per_minute = 2
+    invoice.practice.rate_budget_per_minute = 2 * PASSES_PER_MINUTE
     invoice.practice.save()
     assert poll_due_links(now=make_due(*links)).checked == 2
+
+
+def test_when_the_budget_is_short_the_links_most_likely_paid_go_first(invoice, receptionist):
+    young, old = (create_link(draft_for(invoice, receptionist, amount=1)) for _ in range(2))
+    now = make_due(young, old)
+    # Young: unseen for 2 minutes at an age when clients pay (every 30 s is its pace). Old:
+    # unseen for 20 minutes at an age when few do (every 15 minutes).
+    PaymentLink.objects.filter(pk=young.pk).update(
+        created_at=now - dt.timedelta(minutes=3), checked_at=now - dt.timedelta(minutes=2)
+    )
+    PaymentLink.objects.filter(pk=old.pk).update(
+        created_at=now - dt.timedelta(hours=8), checked_at=now - dt.timedelta(minutes=20)
+    )
+    assert [link.pk for link in due_links(invoice.practice, now, budget=1)] == [young.pk]
+    assert len(due_links(invoice.practice, now, budget=5)) == 2
+
+
+def test_a_link_that_expired_unseen_is_looked_at_before_routine_checks(link, invoice, receptionist):
+    routine = create_link(draft_for(invoice, receptionist, amount=1))
+    now = link.expires_at + dt.timedelta(minutes=1)
+    make_due(link, routine)
+    PaymentLink.objects.filter(pk=link.pk).update(
+        checked_at=link.expires_at - dt.timedelta(minutes=1)
+    )
+    PaymentLink.objects.filter(pk=routine.pk).update(
+        created_at=now - dt.timedelta(hours=3), checked_at=now - dt.timedelta(minutes=3)
+    )
+    assert due_links(invoice.practice, now, budget=1)[0].pk == link.pk
 
 
 def test_the_command_runs_one_pass(link, capsys):
     make_due(link)
     call_command("poll_links", "--once", "--practice", str(link.practice.provet_id))
     assert "checked 1" in capsys.readouterr().out
+
+
+def test_a_payment_the_poller_finds_marks_the_invoice_s_other_links_superseded(
+    invoice, receptionist
+):
+    first, second = (create_link(draft_for(invoice, receptionist)) for _ in range(2))
+    control.settle_link(first.external_id, "pay")
+    make_due(first)
+    tasks.poll(passes=1)
+    second.refresh_from_db()
+    assert second.display_status()[0] == "Superseded: the invoice is paid"

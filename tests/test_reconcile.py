@@ -4,9 +4,10 @@ import datetime as dt
 
 import pytest
 
+from clinics.provet import ProvetClient
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink
-from paylinks.reconcile import GRACE, reconcile_link, reconcile_unknown_links
+from paylinks.reconcile import GRACE, STUCK_AFTER, reconcile_link, reconcile_unknown_links
 from paylinks.tasks import reconcile
 from tests.conftest import add_fault, draft_for, invoice_link_body
 
@@ -121,3 +122,44 @@ def test_a_lost_send_again_found_later_retires_the_link_it_replaces(invoice, rec
     old.refresh_from_db()
     assert new.state == PaymentLink.State.ACTIVE
     assert old.cancelled_at is not None
+
+
+def crash_while_creating(monkeypatch, invoice, receptionist, *, after_post: bool) -> PaymentLink:
+    """The process dies during the POST: before sending it, or after Provet made the link."""
+    real = ProvetClient.create_postransaction
+
+    def dies(self, body):
+        if after_post:
+            real(self, body)
+        raise RuntimeError("worker killed")
+
+    draft = draft_for(invoice, receptionist)
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError):
+        patched.setattr(ProvetClient, "create_postransaction", dies)
+        create_link(draft)
+    return PaymentLink.objects.get(idempotency_key=draft.idempotency_key)
+
+
+def test_a_link_left_creating_by_a_crash_is_found_in_provet(monkeypatch, invoice, receptionist):
+    link = crash_while_creating(monkeypatch, invoice, receptionist, after_post=True)
+    assert link.state == PaymentLink.State.CREATING
+    reconcile_unknown_links(now=link.created_at + STUCK_AFTER + dt.timedelta(seconds=1))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.ACTIVE
+    assert link.events.filter(message__contains="interrupted").exists()
+
+
+def test_a_link_left_creating_before_the_post_is_marked_not_created(
+    monkeypatch, invoice, receptionist
+):
+    link = crash_while_creating(monkeypatch, invoice, receptionist, after_post=False)
+    reconcile_unknown_links(now=link.created_at + STUCK_AFTER + dt.timedelta(seconds=1))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.FAILED
+
+
+def test_a_link_still_being_created_is_left_alone(monkeypatch, invoice, receptionist):
+    link = crash_while_creating(monkeypatch, invoice, receptionist, after_post=True)
+    reconcile_unknown_links(now=link.created_at + dt.timedelta(seconds=30))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.CREATING

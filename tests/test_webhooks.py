@@ -30,7 +30,7 @@ def test_an_invoice_payment_webhook_makes_the_link_paid_at_once(client, link):
     assert response.status_code == 200
     link.refresh_from_db()
     assert link.payment_status == PaymentStatus.ACCEPTED
-    assert link.events.get(kind=LinkEvent.Kind.PAYMENT_CHANGED).source == "poller"
+    assert link.events.get(kind=LinkEvent.Kind.PAYMENT_CHANGED).source == "webhook"
     delivery = WebhookDelivery.objects.get()
     assert (delivery.invoice_provet_id, delivery.links_made_due) == (link.invoice.provet_id, 1)
 
@@ -104,3 +104,26 @@ def test_the_sandbox_fires_a_real_webhook_at_a_live_server(transactional_db, see
     link.refresh_from_db()
     assert link.payment_status == PaymentStatus.ACCEPTED
     assert WebhookDelivery.objects.filter(invoice_provet_id=invoice.provet_id).exists()
+
+
+def test_when_a_link_pays_the_invoice_its_other_open_links_show_superseded(
+    client, invoice, receptionist
+):
+    first, second = (create_link(draft_for(invoice, receptionist)) for _ in range(2))
+    control.settle_link(first.external_id, "pay")
+    client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
+    second.refresh_from_db()
+    assert second.display_status() == ("Superseded: the invoice is paid", "neutral")
+    second.invoice.refresh_from_db()
+    assert second.invoice.due_sum == 0
+
+
+def test_an_invoice_webhook_refreshes_the_invoice_even_without_open_links(
+    client, invoice, receptionist
+):
+    link = create_link(draft_for(invoice, receptionist))
+    control.settle_link(link.external_id, "pay")
+    PaymentLink.objects.filter(pk=link.pk).update(state=PaymentLink.State.CLOSED)
+    client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
+    invoice.refresh_from_db()
+    assert invoice.due_sum == 0

@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from clinics.models import Practice
-from paylinks.polling import poll_due_links
+from paylinks.polling import TICK, poll_due_links
+from paylinks.tasks import refresh_paid_invoices
 
 
 class Command(BaseCommand):
@@ -26,10 +27,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No practice is called {practice!r}")
         while True:
             report = poll_due_links(practice=chosen)
-            self.stdout.write(
-                f"checked {report.checked}, changed {report.changed}"
-                + (f", paused {', '.join(report.paused)}" if report.paused else "")
-            )
+            refresh_paid_invoices(report)
+            self.stdout.write(str(report))
             if once:
                 return
-            time.sleep(60)
+            time.sleep(TICK.total_seconds())
