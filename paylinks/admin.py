@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment, WebhookDelivery
+from paylinks.models import (
+    DriftFinding,
+    Invoice,
+    LinkEvent,
+    PaymentLink,
+    Prepayment,
+    WebhookDelivery,
+)
 
 
 class LinkEventInline(admin.TabularInline):
@@ -105,6 +112,33 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_filter = ["practice", "trigger"]
     search_fields = ["body", "invoice_provet_id"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class OpenListFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open"), ("no", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(DriftFinding)
+class DriftFindingAdmin(admin.ModelAdmin):
+    """What the nightly drift check found (paylinks/drift.py); it resolves them itself."""
+
+    list_display = ["found_at", "practice", "kind", "message", "link", "resolved_at"]
+    list_filter = [OpenListFilter, "practice", "kind"]
+    search_fields = ["message", "invoice__number"]
+    list_select_related = ["practice", "link"]
+    readonly_fields = [f.name for f in DriftFinding._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

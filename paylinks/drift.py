@@ -1,8 +1,46 @@
-"""The nightly drift check: where invoices and links disagree, a person should look."""
+"""The nightly drift check: where invoices and links disagree, a person should look.
 
-from django.db.models import QuerySet
+Webhooks and the poller keep links and invoice snapshots fresh, but a lost webhook or a payment
+taken by another route can leave them disagreeing. Once a night this re-reads the invoices that
+matter from Provet and records what still disagrees as open `DriftFinding`s:
+- an accepted link whose payment the invoice doesn't show (it is still due);
+- a paid invoice that still has open links (the client could pay twice);
+- a link whose creation outcome has been unknown for over an hour.
+A finding stays open until a later check no longer sees it.
+"""
 
-from paylinks.models import DriftFinding
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from clinics.models import Practice
+from clinics.provet import ProvetError
+from paylinks.invoices import refresh_due_sums
+from paylinks.models import DriftFinding, Invoice, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.refresh import read_status
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_TOO_LONG = dt.timedelta(hours=1)
+# Provet takes a moment to allocate a link's payment to its invoice.
+ALLOCATION_DELAY = dt.timedelta(minutes=10)
+# Invoices re-read per practice per night, the least recently read first, so a large practice
+# is covered over a few nights without spending its rate limit at once.
+MAX_READS = 150
+
+Kind = DriftFinding.Kind
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    kind: str
+    message: str
+    invoice_id: int | None = None
+    link_id: int | None = None
 
 
 def open_findings(practices) -> QuerySet[DriftFinding]:
@@ -10,3 +48,127 @@ def open_findings(practices) -> QuerySet[DriftFinding]:
     return DriftFinding.objects.filter(
         practice__in=practices, resolved_at__isnull=True
     ).select_related("practice", "invoice", "link")
+
+
+def check_drift(practice: Practice, now: dt.datetime | None = None) -> list[DriftFinding]:
+    """Re-read the invoices that matter, record what disagrees, resolve what no longer does."""
+    now = now or timezone.now()
+    try:
+        refresh_due_sums(practice, set(_invoices_to_read(practice, now)))
+        # A paid invoice's open links may simply be paid and not yet polled: ask about them.
+        for link in _open_links(practice).filter(invoice__due_sum__lte=0):
+            read_status(link, source=LinkEvent.Source.SYSTEM, now=now)
+    except ProvetError as error:
+        # Compare what we have: a stale snapshot can only hide a mismatch for a night.
+        logger.warning("drift check %s: could not re-read from Provet: %s", practice, error)
+    return _record(practice, find_mismatches(practice, now), now)
+
+
+def _open_links(practice: Practice) -> QuerySet[PaymentLink]:
+    return PaymentLink.objects.filter(
+        practice=practice,
+        state=PaymentLink.State.ACTIVE,
+        payment_status=PaymentStatus.PENDING,
+        cancelled_at__isnull=True,
+    ).select_related("practice", "invoice")
+
+
+def _invoices_to_read(practice: Practice, now: dt.datetime) -> list[int]:
+    links = PaymentLink.objects.filter(practice=practice, invoice__isnull=False)
+    accepted_recently = links.filter(
+        payment_status=PaymentStatus.ACCEPTED,
+        paid_at__gte=now - dt.timedelta(days=30),
+    )
+    return list(
+        Invoice.objects.filter(
+            Q(pk__in=_open_links(practice).values("invoice"))
+            | Q(pk__in=accepted_recently.values("invoice")),
+            practice=practice,
+        )
+        .order_by("fetched_at")
+        .values_list("pk", flat=True)[:MAX_READS]
+    )
+
+
+def find_mismatches(practice: Practice, now: dt.datetime) -> list[Mismatch]:
+    """Compare the invoice snapshots and the links, in the database."""
+    found: list[Mismatch] = []
+    accepted = Q(links__payment_status=PaymentStatus.ACCEPTED)
+    unallocated = (
+        Invoice.objects.filter(practice=practice)
+        .annotate(paid_by_links=Sum("links__amount", filter=accepted))
+        .annotate(last_paid_at=Max("links__paid_at", filter=accepted))
+        .filter(
+            paid_by_links__gt=0,
+            last_paid_at__lte=now - ALLOCATION_DELAY,
+            # Paying the links should have brought the due sum down at least this far.
+            due_sum__gt=F("total_with_vat") - F("paid_by_links"),
+        )
+    )
+    for invoice in unallocated:
+        link = invoice.links.filter(payment_status=PaymentStatus.ACCEPTED).latest("paid_at")
+        found.append(
+            Mismatch(
+                Kind.PAID_LINK_INVOICE_DUE,
+                f"Invoice {invoice} still shows {invoice.due_sum} due although links paid "
+                f"{invoice.paid_by_links}: check the payment was allocated in Provet.",
+                invoice.pk,
+                link.pk,
+            )
+        )
+    for link in _open_links(practice).filter(invoice__due_sum__lte=0):
+        found.append(
+            Mismatch(
+                Kind.PAID_INVOICE_OPEN_LINKS,
+                f"Invoice {link.invoice} is paid but this {link.amount} link is still open: "
+                "cancel it so the client isn't asked to pay twice.",
+                link.invoice_id,
+                link.pk,
+            )
+        )
+    unknown = PaymentLink.objects.filter(
+        practice=practice,
+        state=PaymentLink.State.UNKNOWN,
+        created_at__lte=now - UNKNOWN_TOO_LONG,
+    )
+    for link in unknown:
+        found.append(
+            Mismatch(
+                Kind.UNKNOWN_TOO_LONG,
+                f"Whether Provet made this {link.amount} link for {link.subject} is still "
+                f"unknown: {link.last_error or 'check it in Provet'}",
+                link.invoice_id,
+                link.pk,
+            )
+        )
+    return found
+
+
+def _record(practice: Practice, found: list[Mismatch], now: dt.datetime) -> list[DriftFinding]:
+    with transaction.atomic():
+        existing = {
+            (f.kind, f.invoice_id, f.link_id): f
+            for f in DriftFinding.objects.select_for_update().filter(
+                practice=practice, resolved_at__isnull=True
+            )
+        }
+        current = []
+        for mismatch in found:
+            finding = existing.pop((mismatch.kind, mismatch.invoice_id, mismatch.link_id), None)
+            if finding is None:
+                finding = DriftFinding.objects.create(
+                    practice=practice,
+                    kind=mismatch.kind,
+                    invoice_id=mismatch.invoice_id,
+                    link_id=mismatch.link_id,
+                    message=mismatch.message[:300],
+                    found_at=now,
+                )
+            elif finding.message != mismatch.message[:300]:
+                finding.message = mismatch.message[:300]
+                finding.save(update_fields=["message"])
+            current.append(finding)
+        DriftFinding.objects.filter(pk__in=[f.pk for f in existing.values()]).update(
+            resolved_at=now
+        )
+    return current

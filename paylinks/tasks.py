@@ -8,7 +8,7 @@ from django_q.tasks import async_task
 
 from clinics.models import Practice
 from clinics.provet import ProvetError
-from paylinks import webhooks
+from paylinks import drift, webhooks
 from paylinks.invoices import refresh_due_sums
 from paylinks.models import PaymentLink, WebhookDelivery
 from paylinks.polling import PASSES_PER_MINUTE, TICK, PollReport, poll_due_links
@@ -60,6 +60,19 @@ def refresh_paid_invoices(report: PollReport) -> None:
     for practice in Practice.objects.filter(invoices__in=report.paid_invoices).distinct():
         with suppress(ProvetError):  # the drift check notices an invoice left stale
             refresh_due_sums(practice, report.paid_invoices)
+
+
+def check_drift() -> int:
+    """Every night: one drift check per practice, each its own task (paylinks/drift.py)."""
+    practices = list(Practice.objects.filter(is_active=True).values_list("pk", flat=True))
+    for practice_id in practices:
+        async_task("paylinks.tasks.check_drift_for", practice_id, group="drift")
+    return len(practices)
+
+
+def check_drift_for(practice_id: int) -> str:
+    findings = drift.check_drift(Practice.objects.get(pk=practice_id))
+    return f"{len(findings)} open mismatches"
 
 
 def after_webhook(delivery_id: int) -> str:

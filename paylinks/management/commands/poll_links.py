@@ -1,8 +1,8 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from clinics.models import Practice
+from paylinks.management.commands._practice import practice_named
 from paylinks.polling import TICK, poll_due_links
 from paylinks.tasks import refresh_paid_invoices
 
@@ -15,16 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--practice", help="Only this practice (its name or Provet id).")
 
     def handle(self, *args, once: bool, practice: str | None, **options):
-        chosen = None
-        if practice:
-            matches = Practice.objects.filter(name=practice) | (
-                Practice.objects.filter(provet_id=int(practice))
-                if practice.isdecimal()
-                else Practice.objects.none()
-            )
-            chosen = matches.first()
-            if chosen is None:
-                raise CommandError(f"No practice is called {practice!r}")
+        chosen = practice_named(practice) if practice else None
         while True:
             report = poll_due_links(practice=chosen)
             refresh_paid_invoices(report)

@@ -1,0 +1,127 @@
+"""The nightly drift check: invoices and links that disagree are listed for a person."""
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import Schedule
+
+from paylinks import tasks
+from paylinks.create import create_link
+from paylinks.drift import check_drift, open_findings
+from paylinks.models import DriftFinding, PaymentLink, PaymentStatus
+from paylinks.refresh import cancel_link
+from sandbox import control
+from tests.conftest import add_fault, draft_for
+
+Kind = DriftFinding.Kind
+
+
+def kinds(practice) -> list[tuple[str, int | None]]:
+    return sorted((f.kind, f.link_id) for f in open_findings([practice]))
+
+
+def test_nothing_is_found_when_invoices_and_links_agree(invoice, receptionist):
+    create_link(draft_for(invoice, receptionist))
+    assert check_drift(invoice.practice) == []
+
+
+def test_a_paid_invoice_with_an_open_link_is_listed_until_the_link_is_cancelled(
+    invoice, receptionist
+):
+    first, second = (create_link(draft_for(invoice, receptionist)) for _ in range(2))
+    control.settle_link(first.external_id, "pay")  # no webhook, no poll yet
+
+    check_drift(invoice.practice)
+
+    first.refresh_from_db()
+    assert first.payment_status == PaymentStatus.ACCEPTED  # read, not flagged
+    assert kinds(invoice.practice) == [(Kind.PAID_INVOICE_OPEN_LINKS, second.pk)]
+    finding = open_findings([invoice.practice]).get()
+    assert "cancel it" in finding.message
+
+    cancel_link(second, user=receptionist)
+    check_drift(invoice.practice)
+    finding.refresh_from_db()
+    assert finding.resolved_at is not None
+    assert kinds(invoice.practice) == []
+
+
+def test_an_accepted_link_on_an_invoice_still_due_is_listed(invoice, receptionist):
+    link = create_link(draft_for(invoice, receptionist))
+    # Provet said the link was paid, but the invoice never showed the payment.
+    PaymentLink.objects.filter(pk=link.pk).update(
+        payment_status=PaymentStatus.ACCEPTED,
+        state=PaymentLink.State.CLOSED,
+        paid_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    check_drift(invoice.practice)
+    assert kinds(invoice.practice) == [(Kind.PAID_LINK_INVOICE_DUE, link.pk)]
+
+
+def test_a_payment_made_a_moment_ago_is_given_time_to_be_allocated(invoice, receptionist):
+    link = create_link(draft_for(invoice, receptionist))
+    PaymentLink.objects.filter(pk=link.pk).update(
+        payment_status=PaymentStatus.ACCEPTED,
+        state=PaymentLink.State.CLOSED,
+        paid_at=timezone.now() - dt.timedelta(minutes=2),
+    )
+    assert check_drift(invoice.practice) == []
+
+
+def test_a_part_payment_leaves_no_mismatch(invoice, receptionist):
+    link = create_link(draft_for(invoice, receptionist, amount=invoice.due_sum / 2))
+    control.settle_link(link.external_id, "pay")
+    PaymentLink.objects.filter(pk=link.pk).update(
+        payment_status=PaymentStatus.ACCEPTED,
+        state=PaymentLink.State.CLOSED,
+        paid_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    assert check_drift(invoice.practice) == []
+
+
+@pytest.fixture
+def unknown_link(invoice, receptionist) -> PaymentLink:
+    add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
+    link = create_link(draft_for(invoice, receptionist))
+    assert link.state == PaymentLink.State.UNKNOWN
+    return link
+
+
+def test_a_link_unknown_for_over_an_hour_is_listed(unknown_link):
+    practice = unknown_link.practice
+    assert check_drift(practice) == []  # still being reconciled
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    check_drift(practice)
+    check_drift(practice)  # a second night adds no duplicate
+    assert kinds(practice) == [(Kind.UNKNOWN_TOO_LONG, unknown_link.pk)]
+
+
+def test_when_provet_cannot_answer_the_snapshots_are_still_compared(unknown_link):
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    add_fault(unknown_link.practice, path=".*", kind="503", count=100)
+    assert [f.kind for f in check_drift(unknown_link.practice)] == [Kind.UNKNOWN_TOO_LONG]
+
+
+def test_the_nightly_schedule_exists_once_and_checks_every_practice(unknown_link):
+    assert Schedule.objects.filter(func="paylinks.tasks.check_drift").count() == 1
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    assert tasks.check_drift() == 1
+    assert kinds(unknown_link.practice) == [(Kind.UNKNOWN_TOO_LONG, unknown_link.pk)]
+
+
+def test_the_command_prints_the_mismatches(unknown_link, capsys):
+    PaymentLink.objects.filter(pk=unknown_link.pk).update(
+        created_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    call_command("check_drift", "--practice", str(unknown_link.practice.provet_id))
+    out = capsys.readouterr().out
+    assert "1 mismatches" in out
+    assert "Outcome unknown for over an hour" in out
