@@ -4,6 +4,7 @@ Only the tests and the demo set-up use this: there the sandbox runs inside PayLi
 client still speaks real HTTP requests and answers to it, just without a socket.
 """
 
+import threading
 from contextlib import contextmanager
 
 import httpx
@@ -12,17 +13,29 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 
+_lock = threading.Lock()
+_inside = 0
+
+
 @contextmanager
 def _connections_kept_open():
     # As Django's test client does: a request served inside a test's transaction must not
-    # close the database connection that transaction lives on.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
+    # close the database connection that transaction lives on. Counted, because several
+    # threads (two pollers in a test) may be inside at once.
+    global _inside
+    with _lock:
+        if not _inside:
+            request_started.disconnect(close_old_connections)
+            request_finished.disconnect(close_old_connections)
+        _inside += 1
     try:
         yield
     finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+        with _lock:
+            _inside -= 1
+            if not _inside:
+                request_started.connect(close_old_connections)
+                request_finished.connect(close_old_connections)
 
 
 class InProcessTransport(httpx.BaseTransport):
