@@ -1,10 +1,18 @@
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 
+from clinics.models import Membership
 from paylinks.access import practices_for
+from paylinks.dashboard import MANAGING_ROLES
 
 
 def practices(request: HttpRequest) -> dict:
-    """The practices a person may switch between, for the header."""
-    if not request.user.is_authenticated:
+    """The practices a person may switch between, for the header, and whether they manage one
+    (the Dashboard link), in the one query."""
+    user = request.user
+    if not user.is_authenticated:
         return {}
-    return {"user_practices": list(practices_for(request.user))}
+    role = Membership.objects.filter(practice=OuterRef("pk"), user=user).values("role")[:1]
+    practices = list(practices_for(user).annotate(my_role=Subquery(role)))
+    manages = user.is_superuser or any(p.my_role in MANAGING_ROLES for p in practices)
+    return {"user_practices": practices, "manages_a_practice": manages}

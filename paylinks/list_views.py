@@ -1,6 +1,7 @@
 """The lists: today's and open links first, filters and search, and the follow-up queue."""
 
 import datetime as dt
+import uuid
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -11,9 +12,11 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from paylinks.access import current_practice, links_for
+from clinics.models import Membership, Practice
+from paylinks.access import current_practice, links_for, practices_for
+from paylinks.dashboard import FIGURE_FILTERS, NOBODY
 from paylinks.forms import new_form_token
-from paylinks.models import PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, PaymentLink, PaymentStatus
 
 PAGE_SIZE = 25
 
@@ -24,6 +27,10 @@ STATUS_FILTERS = {
     "failed": Q(payment_status=PaymentStatus.FAILED) | Q(state=PaymentLink.State.FAILED),
     "cancelled": Q(cancelled_at__isnull=False) | Q(payment_status=PaymentStatus.ABORTED),
     "unknown": Q(state=PaymentLink.State.UNKNOWN),
+    # The dashboard's figures (paylinks/dashboard.py), each a link to the list behind it.
+    "sent": FIGURE_FILTERS["sent"],
+    "outstanding": FIGURE_FILTERS["outstanding"],
+    "delivery_failed": FIGURE_FILTERS["delivery_failed"],
 }
 
 
@@ -46,12 +53,27 @@ class LinkFilterForm(forms.Form):
             ("failed", "Failed"),
             ("cancelled", "Cancelled"),
             ("unknown", "Being checked"),
+            ("sent", "Sent (made in Provet)"),
+            ("outstanding", "Sent, still payable"),
+            ("delivery_failed", "Delivery failed"),
         ],
     )
     department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
+    channel = forms.TypedChoiceField(
+        label="Channel",
+        required=False,
+        coerce=int,
+        choices=[("", "Any channel"), *DeliveryMethod.choices],
+    )
     created_by = forms.ChoiceField(label="Created by", required=False)
     date = forms.DateField(
         label="Created on", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_from = forms.DateField(
+        label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        label="Created to", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
     def __init__(self, *args, practice, **kwargs):
@@ -60,13 +82,18 @@ class LinkFilterForm(forms.Form):
         self.fields["department"].choices = [("", "All departments")] + [
             (d.provet_id, d.name) for d in practice.departments.all()
         ]
+        # The practice's staff, and whoever made one of its links and has left since.
+        member = Membership.objects.filter(user=OuterRef("pk"), practice=practice)
+        maker = PaymentLink.objects.filter(created_by=OuterRef("pk"), practice=practice)
         staff = (
             get_user_model()
-            .objects.filter(memberships__practice=practice)
+            .objects.filter(Exists(member) | Exists(maker))
             .order_by("first_name", "username")
         )
-        self.fields["created_by"].choices = [("", "Anyone")] + [
-            (u.username, u.get_full_name() or u.username) for u in staff
+        self.fields["created_by"].choices = [
+            ("", "Anyone"),
+            *[(u.username, u.get_full_name() or u.username) for u in staff],
+            (NOBODY, "Nobody in PayLinks (made in Provet)"),
         ]
 
     def apply(self, links: QuerySet[PaymentLink]) -> QuerySet[PaymentLink]:
@@ -77,13 +104,23 @@ class LinkFilterForm(forms.Form):
             links = links.filter(STATUS_FILTERS[data["status"]])
         if data["department"]:
             links = links.filter(department__provet_id=data["department"])
-        if data["created_by"]:
+        if data["channel"] != "":
+            links = links.filter(delivery_method=data["channel"])
+        if data["created_by"] == NOBODY:
+            links = links.filter(created_by__isnull=True)
+        elif data["created_by"]:
             links = links.filter(created_by__username=data["created_by"])
+        # Days as the practice lives them, not as UTC draws them.
         if data["date"]:
-            # The day as the practice lives it, not as UTC draws it.
-            zone = ZoneInfo(self.practice.timezone)
-            start = dt.datetime.combine(data["date"], dt.time(), tzinfo=zone)
-            links = links.filter(created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
+            links = links.filter(
+                created_at__gte=self._midnight(data["date"]),
+                created_at__lt=self._midnight(data["date"] + dt.timedelta(days=1)),
+            )
+        if data["created_from"]:
+            links = links.filter(created_at__gte=self._midnight(data["created_from"]))
+        if data["created_to"]:
+            day_after = data["created_to"] + dt.timedelta(days=1)
+            links = links.filter(created_at__lt=self._midnight(day_after))
         if data["q"]:
             text = data["q"].strip()
             links = links.filter(
@@ -94,10 +131,15 @@ class LinkFilterForm(forms.Form):
             )
         return links
 
+    def _midnight(self, day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(self.practice.timezone))
+
 
 @login_required
 def link_list(request: HttpRequest) -> HttpResponse:
-    practice = current_practice(request)
+    # The dashboard's figures name their practice, which need not be the one worked in.
+    named = _named_practice(request)
+    practice = named or current_practice(request)
     form = LinkFilterForm(request.GET or None, practice=practice)
     links = form.apply(_practice_links(request, practice))
     # Open links first, then the newest.
@@ -114,8 +156,23 @@ def link_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "paylinks/links.html",
-        {"practice": practice, "form": form, "page": page, "query": query.urlencode()},
+        {
+            "practice": practice,
+            "named_practice": named,
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+        },
     )
+
+
+def _named_practice(request: HttpRequest) -> Practice | None:
+    """The practice in `?practice=<code>`, if it is one of this person's."""
+    try:
+        code = uuid.UUID(request.GET.get("practice", ""))
+    except ValueError:
+        return None
+    return practices_for(request.user).filter(code=code).first()
 
 
 @login_required

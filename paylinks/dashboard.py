@@ -1,0 +1,571 @@
+"""The manager dashboard's figures, computed in the database.
+
+Which links count
+-----------------
+A period is a run of whole days in the practice's time zone: from midnight at the start of its
+first day to midnight at the end of its last. The dashboard counts the links **created** in the
+period that were **sent**, that is, that exist in Provet (state active or closed). An attempt
+still being created, one whose outcome is unknown, and one Provet never made appear in no figure:
+no client could have paid them.
+
+Every figure describes that cohort as it stands now:
+
+- *sent*: all of them, whatever happened next (paid, expired, cancelled, still waiting);
+- *paid*: payment status Accepted, whenever the money came. A link sent on the period's last day
+  and paid the next morning counts as paid in the period it was sent; a link sent the day before
+  the period and paid in it belongs to its own period, not this one;
+- *conversion*: paid / sent;
+- *time to pay*: `paid_at - created_at` of the paid links, their median and 90th percentile
+  (interpolated between the two nearest ranks, as PostgreSQL's `percentile_cont` does);
+- *outstanding*: active and waiting for payment (not expired, cancelled or replaced);
+- *expired unpaid*: payment status Expired (a link paid in time is never Expired);
+- *failed deliveries*: Provet could not deliver the SMS or email (delivery status Failed).
+
+Amounts are summed as they are, in the practice's currency (links are made in it). The daily chart
+uses the same cohort: for each day, the links sent that day and how many of those are paid, so
+the days add up to the tiles. Each figure links to the links list filtered to exactly the links
+behind it (`link_list_url`).
+"""
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
+from django.urls import reverse
+from django.utils import timezone
+
+from clinics.models import Department, Membership, Practice
+from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+
+# The longest custom range: a year and a day, so a leap year's whole year fits.
+MAX_PERIOD_DAYS = 366
+
+PERIODS = {
+    "today": "Today",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "month": "This month",
+    "custom": "Custom range",
+}
+DEFAULT_PERIOD = "7d"
+
+MANAGING_ROLES = [Membership.Role.MANAGER, Membership.Role.ADMIN]
+
+# Which links each figure counts, among those created in the period. The links list offers the
+# same filters (paylinks/list_views.py), so a figure and its list always agree.
+SENT = Q(state__in=[PaymentLink.State.ACTIVE, PaymentLink.State.CLOSED])
+FIGURE_FILTERS = {
+    "sent": SENT,
+    "paid": Q(payment_status=PaymentStatus.ACCEPTED),
+    "outstanding": Q(state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING),
+    "expired": Q(payment_status=PaymentStatus.EXPIRED),
+    "delivery_failed": Q(delivery_status=DeliveryStatus.FAILED),
+}
+
+# The links list's `created_by` value for links nobody in PayLinks made (found in Provet, or their
+# maker's account was removed). Parentheses never occur in a username.
+NOBODY = "(none)"
+
+CHANNEL_NAMES = {
+    DeliveryMethod.DONT_SEND: "Handed over at the desk",
+    DeliveryMethod.SMS_AND_EMAIL: "SMS and email",
+    DeliveryMethod.EMAIL: "Email",
+    DeliveryMethod.SMS: "SMS",
+}
+
+_MONEY: DecimalField = DecimalField(max_digits=16, decimal_places=2)
+
+
+def managed_practices(user) -> QuerySet[Practice]:
+    """The active practices where the person is a manager or an admin (all, for a superuser)."""
+    practices = Practice.objects.filter(is_active=True)
+    if not user.is_authenticated:
+        return practices.none()
+    if user.is_superuser:
+        return practices
+    # One filter() call, so the manager membership must be this person's own.
+    return practices.filter(memberships__user=user, memberships__role__in=MANAGING_ROLES).distinct()
+
+
+def local_today(practice: Practice, now: dt.datetime | None = None) -> dt.date:
+    return (now or timezone.now()).astimezone(ZoneInfo(practice.timezone)).date()
+
+
+def _midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days in a practice's time zone, `first` to `last` inclusive."""
+
+    key: str
+    first: dt.date
+    last: dt.date
+    zone: ZoneInfo
+
+    @classmethod
+    def named(cls, key: str, today: dt.date, zone: ZoneInfo) -> "Period":
+        if key == "today":
+            return cls(key, today, today, zone)
+        if key == "7d":
+            return cls(key, today - dt.timedelta(days=6), today, zone)
+        if key == "30d":
+            return cls(key, today - dt.timedelta(days=29), today, zone)
+        if key == "month":
+            return cls(key, today.replace(day=1), today, zone)
+        raise ValueError(f"unknown period {key!r}")
+
+    @property
+    def start(self) -> dt.datetime:
+        return _midnight(self.first, self.zone)
+
+    @property
+    def end(self) -> dt.datetime:
+        """The first moment after the period (exclusive)."""
+        return _midnight(self.last + dt.timedelta(days=1), self.zone)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    @property
+    def label(self) -> str:
+        if self.first == self.last:
+            return f"{self.first:%-d %b %Y}"
+        if self.first.year == self.last.year:
+            return f"{self.first:%-d %b} – {self.last:%-d %b %Y}"
+        return f"{self.first:%-d %b %Y} – {self.last:%-d %b %Y}"
+
+
+class ElapsedSeconds(Func):
+    """Seconds from one timestamp to another, in the database's own arithmetic.
+
+    Django's own subtraction of datetimes calls a Python function per row on SQLite; ordering
+    every paid link by it would be as slow as a Python loop."""
+
+    arity = 2
+    output_field = FloatField()
+
+    def _parts(self, compiler, connection):
+        start, end = self.get_source_expressions()
+        start_sql, start_params = compiler.compile(start)
+        end_sql, end_params = compiler.compile(end)
+        return start_sql, end_sql, (*end_params, *start_params)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        start, end, params = self._parts(compiler, connection)
+        return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        start, end, params = self._parts(compiler, connection)
+        return f"((julianday({end}) - julianday({start})) * 86400.0)", params
+
+
+def _figure_aggregates() -> dict[str, Any]:
+    def count(name: str) -> Count:
+        return Count("pk", filter=FIGURE_FILTERS[name])
+
+    def amount(name: str) -> Sum:
+        return Sum("amount", filter=FIGURE_FILTERS[name], output_field=_MONEY)
+
+    return {
+        "sent": Count("pk"),
+        "paid": count("paid"),
+        "paid_amount": amount("paid"),
+        "outstanding": count("outstanding"),
+        "outstanding_amount": amount("outstanding"),
+        "expired": count("expired"),
+        "expired_amount": amount("expired"),
+        "delivery_failed": count("delivery_failed"),
+    }
+
+
+@dataclass
+class Figures:
+    sent: int = 0
+    paid: int = 0
+    paid_amount: Decimal = Decimal("0.00")
+    outstanding: int = 0
+    outstanding_amount: Decimal = Decimal("0.00")
+    expired: int = 0
+    expired_amount: Decimal = Decimal("0.00")
+    delivery_failed: int = 0
+    median_seconds: float | None = None
+    p90_seconds: float | None = None
+    # The links list behind each figure, by figure name (see FIGURE_FILTERS).
+    links: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Figures":
+        figures = cls()
+        for name in _figure_aggregates():
+            value = row.get(name)
+            if value is not None:
+                setattr(figures, name, value)
+        return figures
+
+    @property
+    def conversion(self) -> float | None:
+        """Paid / sent, as a fraction; None when nothing was sent."""
+        return self.paid / self.sent if self.sent else None
+
+    @property
+    def conversion_percent(self) -> str:
+        if self.conversion is None:
+            return "–"
+        return f"{self.conversion * 100:.0f} %"
+
+    @property
+    def median_text(self) -> str:
+        return humane_duration(self.median_seconds)
+
+    @property
+    def p90_text(self) -> str:
+        return humane_duration(self.p90_seconds)
+
+
+def humane_duration(seconds: float | None) -> str:
+    """'45 s', '12 min', '3 h 20 min', '2 d 4 h': as precise as a manager needs."""
+    if seconds is None:
+        return "–"
+    seconds = max(seconds, 0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@dataclass
+class Row:
+    """One line of a breakdown table: a department, a staff member or a channel."""
+
+    label: str
+    figures: Figures
+
+
+@dataclass
+class Day:
+    day: dt.date
+    sent: int
+    paid: int
+    paid_amount: Decimal
+    sent_url: str
+    paid_url: str
+
+
+@dataclass
+class Bar:
+    x: float
+    width: float
+    sent_y: float
+    sent_height: float
+    paid_y: float
+    paid_height: float
+    title: str
+
+
+@dataclass
+class Chart:
+    """Geometry of the daily chart, drawn as inline SVG by the template."""
+
+    width: int
+    height: int
+    plot_left: int
+    plot_bottom: int
+    plot_right: int
+    bars: list[Bar]
+    ticks: list[tuple[float, int]]  # y, value
+    labels: list[tuple[float, str]]  # x, date
+
+
+@dataclass
+class Dashboard:
+    practice: Practice
+    period: Period
+    department: Department | None
+    totals: Figures
+    by_department: list[Row]
+    by_staff: list[Row]
+    by_channel: list[Row]
+    days: list[Day]
+    chart: Chart
+
+
+def counted_links(
+    practice: Practice, period: Period, department: Department | None = None
+) -> QuerySet[PaymentLink]:
+    """The links the dashboard counts: sent, and created in the period (module docstring)."""
+    links = PaymentLink.objects.filter(
+        SENT, practice=practice, created_at__gte=period.start, created_at__lt=period.end
+    )
+    if department is not None:
+        links = links.filter(department=department)
+    return links
+
+
+def link_list_url(practice: Practice, period: Period, **filters: Any) -> str:
+    """The links list, showing exactly the links behind a figure (filters as the list names them:
+    status, department by Provet id, created_by by username, channel)."""
+    query = {
+        "practice": str(practice.code),
+        "created_from": period.first.isoformat(),
+        "created_to": period.last.isoformat(),
+    }
+    query.update({name: str(value) for name, value in filters.items() if value is not None})
+    return f"{reverse('paylinks:links')}?{urlencode(query)}"
+
+
+def build(practice: Practice, period: Period, department: Department | None = None) -> Dashboard:
+    """Every figure of the dashboard, in a fixed number of queries however many links."""
+    links = counted_links(practice, period, department)
+
+    within = {"department": department.provet_id} if department else {}
+
+    def urls(**filters: Any) -> dict[str, str]:
+        return {
+            name: link_list_url(practice, period, **(within | filters), status=name)
+            for name in FIGURE_FILTERS
+        }
+
+    totals = Figures.from_row(links.aggregate(**_figure_aggregates()))
+    totals.median_seconds, totals.p90_seconds = _time_to_pay(links, None).get(None, (None, None))
+    totals.links = urls()
+
+    by_department = [
+        Row(row["department__name"], figures)
+        for row, figures in _breakdown(
+            links,
+            "department_id",
+            ["department__name", "department__provet_id"],
+            lambda row: urls(department=row["department__provet_id"]),
+        )
+    ]
+    by_department.sort(key=lambda row: row.label.casefold())
+
+    by_staff = [
+        Row(_person(row), figures)
+        for row, figures in _breakdown(
+            links,
+            "created_by_id",
+            ["created_by__username", "created_by__first_name", "created_by__last_name"],
+            lambda row: urls(created_by=row["created_by__username"] or NOBODY),
+        )
+    ]
+    by_staff.sort(key=lambda row: (row.label == _person({}), row.label.casefold()))
+
+    by_channel = [
+        Row(CHANNEL_NAMES[DeliveryMethod(row["delivery_method"])], figures)
+        for row, figures in _breakdown(
+            links, "delivery_method", [], lambda row: urls(channel=row["delivery_method"])
+        )
+    ]
+    by_channel.sort(key=lambda row: list(CHANNEL_NAMES.values()).index(row.label))
+
+    days = _days(links, practice, period, within)
+    return Dashboard(
+        practice=practice,
+        period=period,
+        department=department,
+        totals=totals,
+        by_department=by_department,
+        by_staff=by_staff,
+        by_channel=by_channel,
+        days=days,
+        chart=_chart(days),
+    )
+
+
+def _person(row: dict[str, Any]) -> str:
+    if not row.get("created_by__username"):
+        return "Nobody in PayLinks (made in Provet)"
+    name = f"{row['created_by__first_name']} {row['created_by__last_name']}".strip()
+    return name or row["created_by__username"]
+
+
+def _breakdown(links, key: str, labels: list[str], make_urls) -> list[tuple[dict, Figures]]:
+    """The figures per value of `key`: one aggregate query and one time-to-pay query."""
+    rows = links.values(key, *labels).annotate(**_figure_aggregates()).order_by()
+    times = _time_to_pay(links, key)
+    result = []
+    for row in rows:
+        figures = Figures.from_row(row)
+        figures.median_seconds, figures.p90_seconds = times.get(row[key], (None, None))
+        figures.links = make_urls(row)
+        result.append((row, figures))
+    return result
+
+
+PERCENTILES = (50, 90)
+
+
+def _time_to_pay(
+    links: QuerySet[PaymentLink], key: str | None
+) -> dict[Any, tuple[float | None, float | None]]:
+    """Median and 90th percentile of seconds to pay, per value of `key` (or overall for None).
+
+    One query, whatever the number of links: the database ranks the paid links by time to pay
+    within each group and returns only the (at most four) ranks the percentiles fall between."""
+    seconds = ElapsedSeconds("created_at", "paid_at")
+    partition = [F(key)] if key else None
+    ranked = (
+        links.filter(FIGURE_FILTERS["paid"], paid_at__isnull=False)
+        .annotate(
+            seconds=seconds,
+            rank=Window(RowNumber(), partition_by=partition, order_by=seconds.asc()),
+            size=Window(Count("pk"), partition_by=partition),
+        )
+        .annotate(rank100=F("rank") * 100)
+    )
+    # The percentile q lies at 0-based position q/100 * (size - 1); keep the ranks either side:
+    # |100 * (rank - 1) - q * (size - 1)| < 100, in integers so the database needs no functions.
+    near = Q()
+    for q in PERCENTILES:
+        position = F("size") * q - q
+        near |= Q(rank100__gt=position, rank100__lt=position + 200)
+    columns = [key] if key else []
+    rows = ranked.filter(near).values_list(*columns, "rank", "size", "seconds").order_by()
+
+    found: dict[Any, dict[int, float]] = defaultdict(dict)
+    sizes: dict[Any, int] = {}
+    for row in rows:
+        group = row[0] if key else None
+        rank, size, value = row[-3:]
+        found[group][rank - 1] = value
+        sizes[group] = size
+
+    def percentile(group: Any, q: int) -> float:
+        position = q * (sizes[group] - 1) / 100
+        low, high = math.floor(position), math.ceil(position)
+        values = found[group]
+        return values[low] + (values[high] - values[low]) * (position - low)
+
+    return {
+        group: (percentile(group, PERCENTILES[0]), percentile(group, PERCENTILES[1]))
+        for group in sizes
+    }
+
+
+def _day_of(boundaries: list[dt.datetime]) -> Expression:
+    """The index of the day a link was created on, boundaries[i] <= created_at < boundaries[i + 1].
+
+    A balanced tree of comparisons, so each row costs about log2(days) of them and no time-zone
+    function: the days are the practice's, worked out here once."""
+
+    def pick(low: int, high: int) -> Expression:
+        if high - low == 1:
+            return Value(low)
+        middle = (low + high) // 2
+        return Case(
+            When(created_at__lt=boundaries[middle], then=pick(low, middle)),
+            default=pick(middle, high),
+            output_field=IntegerField(),
+        )
+
+    return pick(0, len(boundaries) - 1)
+
+
+def _days(links, practice: Practice, period: Period, within: dict[str, Any]) -> list[Day]:
+    # Days yet to come (the rest of "this month", a custom range into the future) are left out.
+    today = local_today(practice)
+    days = [day for day in period.days if day <= today] or [period.first]
+    boundaries = [_midnight(day, period.zone) for day in days]
+    boundaries.append(_midnight(days[-1] + dt.timedelta(days=1), period.zone))
+    rows = {
+        row["day"]: row
+        for row in links.annotate(day=_day_of(boundaries))
+        .values("day")
+        .annotate(
+            sent=Count("pk"),
+            paid=Count("pk", filter=FIGURE_FILTERS["paid"]),
+            paid_amount=Sum("amount", filter=FIGURE_FILTERS["paid"], output_field=_MONEY),
+        )
+        .order_by()
+    }
+    result = []
+    for index, day in enumerate(days):
+        row = rows.get(index, {})
+        one_day = Period("custom", day, day, period.zone)
+        result.append(
+            Day(
+                day=day,
+                sent=row.get("sent", 0),
+                paid=row.get("paid", 0),
+                paid_amount=row.get("paid_amount") or Decimal("0.00"),
+                sent_url=link_list_url(practice, one_day, **within, status="sent"),
+                paid_url=link_list_url(practice, one_day, **within, status="paid"),
+            )
+        )
+    return result
+
+
+def _nice_step(top: int) -> int:
+    """A round step that divides 0..top into about four bands."""
+    rough = max(top / 4, 1)
+    magnitude = 10 ** math.floor(math.log10(rough))
+    for multiple in (1, 2, 5, 10):
+        if multiple * magnitude >= rough:
+            return int(multiple * magnitude)
+    return int(10 * magnitude)  # pragma: no cover - the loop always returns
+
+
+def _chart(days: list[Day]) -> Chart:
+    width, height = 720, 240
+    left, right, top, bottom = 40, 710, 10, 205
+    step = _nice_step(max((day.sent for day in days), default=0))
+    ceiling = step * max(1, math.ceil(max((day.sent for day in days), default=0) / step))
+    scale = (bottom - top) / ceiling
+    slot = (right - left) / len(days)
+    bar = max(min(slot * 0.7, 28), 1.0)
+    bars = []
+    for index, day in enumerate(days):
+        x = left + slot * index + (slot - bar) / 2
+        sent_height = day.sent * scale
+        paid_height = day.paid * scale
+        bars.append(
+            Bar(
+                x=round(x, 2),
+                width=round(bar, 2),
+                sent_y=round(bottom - sent_height, 2),
+                sent_height=round(sent_height, 2),
+                paid_y=round(bottom - paid_height, 2),
+                paid_height=round(paid_height, 2),
+                title=f"{day.day:%-d %b}: {day.sent} sent, {day.paid} paid",
+            )
+        )
+    ticks = [(round(bottom - value * scale, 2), value) for value in range(0, ceiling + 1, step)]
+    # Label about seven days evenly, always the first and the last.
+    every = max(1, math.ceil(len(days) / 7))
+    shown = sorted({*range(0, len(days), every), len(days) - 1})
+    if len(shown) > 1 and shown[-1] - shown[-2] < every / 2:
+        shown.pop(-2)
+    labels = [(round(left + slot * (i + 0.5), 2), f"{days[i].day:%-d %b}") for i in shown]
+    return Chart(width, height, left, bottom, right, bars, ticks, labels)

@@ -1,0 +1,540 @@
+"""The manager dashboard: figures worked out by hand, the lists behind them, and who may see it.
+
+The main fixture is a week at the Northvale practice (Europe/Helsinki, UTC+2 in early March),
+3–9 March 2025. Each link's fate is written beside it; the expected figures in the tests are
+worked out from that table by hand.
+"""
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from clinics.models import Department, Membership
+from paylinks import dashboard
+from paylinks.dashboard import Period, humane_duration
+from paylinks.models import (
+    DeliveryMethod,
+    DeliveryStatus,
+    DriftFinding,
+    Invoice,
+    PaymentLink,
+    PaymentStatus,
+)
+from tests.conftest import make_user
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+WEEK = {"period": "custom", "start": "2025-03-03", "end": "2025-03-09"}
+_numbers = itertools.count(1000)
+
+SMS, EMAIL, DESK = DeliveryMethod.SMS, DeliveryMethod.EMAIL, DeliveryMethod.DONT_SEND
+ACTIVE, CLOSED = PaymentLink.State.ACTIVE, PaymentLink.State.CLOSED
+PAID, PENDING, EXPIRED = PaymentStatus.ACCEPTED, PaymentStatus.PENDING, PaymentStatus.EXPIRED
+
+
+def at(day: int, hour: int = 12, minute: int = 0, month: int = 3) -> dt.datetime:
+    """A moment in March 2025 as the Helsinki practice lives it."""
+    return dt.datetime(2025, month, day, hour, minute, tzinfo=HELSINKI)
+
+
+def make_link(practice, department, user, *, created, paid=None, **fields) -> PaymentLink:
+    """A link as Provet left it: active and waiting unless told otherwise; paid when `paid`."""
+    number = next(_numbers)
+    amount = fields.pop("amount", Decimal("50.00"))
+    invoice = Invoice.objects.create(
+        practice=practice,
+        provet_id=number,
+        number=f"NV-{number}",
+        status=3,
+        due_sum=amount,
+        fetched_at=timezone.now(),
+    )
+    values = {
+        "practice": practice,
+        "invoice": invoice,
+        "department": department,
+        "amount": amount,
+        "currency": practice.currency,
+        "duration_minutes": 60,
+        "idempotency_key": f"key-{number}",
+        "state": ACTIVE,
+        "payment_status": PENDING,
+        "delivery_status": DeliveryStatus.SENT,
+        "delivery_method": SMS,
+        "created_by": user,
+        "client_name": f"Client {number}",
+    }
+    if paid is not None:
+        values |= {"state": CLOSED, "payment_status": PAID, "paid_at": paid}
+    values.update(fields)
+    link = PaymentLink.objects.create(**values)
+    # created_at is set on save; the past is written afterwards.
+    PaymentLink.objects.filter(pk=link.pk).update(created_at=created)
+    link.refresh_from_db()
+    return link
+
+
+@pytest.fixture
+def departments(synced_practice) -> list[Department]:
+    return list(synced_practice.departments.order_by("provet_id")[:2])
+
+
+@pytest.fixture
+def colleague(synced_practice):
+    user = make_user("laura", synced_practice, Membership.Role.RECEPTION)
+    user.first_name, user.last_name = "Laura", "Nieminen"
+    user.save()
+    return user
+
+
+@pytest.fixture
+def week(synced_practice, departments, receptionist, colleague, other_practice):
+    """Links around 3–9 March 2025. Eight count; the rest are outside the period or never sent."""
+    a, b = departments
+    r, c = receptionist, colleague
+    made = {
+        # Counted: created 3–9 March (Helsinki) and sent.
+        "paid_in_10_min": make_link(
+            synced_practice, a, r, created=at(3, 9), paid=at(3, 9, 10), amount=Decimal("100.00")
+        ),
+        "paid_in_2_h": make_link(
+            synced_practice,
+            a,
+            r,
+            created=at(4, 10),
+            paid=at(4, 12),
+            amount=Decimal("50.00"),
+            delivery_method=EMAIL,
+        ),
+        "paid_next_day": make_link(
+            synced_practice, b, c, created=at(5, 8), paid=at(6, 8), amount=Decimal("80.00")
+        ),
+        # Sent on the last evening, paid after the period: paid in the period it was sent.
+        "paid_after_the_end": make_link(
+            synced_practice,
+            b,
+            r,
+            created=at(9, 23, 30),
+            paid=at(10, 1, 0),
+            amount=Decimal("40.00"),
+            delivery_method=DESK,
+            delivery_status=None,
+        ),
+        "expired": make_link(
+            synced_practice,
+            a,
+            c,
+            created=at(6),
+            amount=Decimal("70.00"),
+            state=CLOSED,
+            payment_status=EXPIRED,
+        ),
+        "waiting_undelivered": make_link(
+            synced_practice,
+            a,
+            r,
+            created=at(7),
+            amount=Decimal("30.00"),
+            delivery_status=DeliveryStatus.FAILED,
+        ),
+        "waiting": make_link(
+            synced_practice, b, r, created=at(8), amount=Decimal("25.00"), delivery_method=EMAIL
+        ),
+        "cancelled": make_link(
+            synced_practice,
+            a,
+            r,
+            created=at(8, 15),
+            amount=Decimal("60.00"),
+            state=CLOSED,
+            cancelled_at=at(8, 16),
+        ),
+        # Not counted.
+        "sent_the_day_before_paid_in_the_period": make_link(
+            synced_practice, a, r, created=at(2, 23, 59), paid=at(3, 8), amount=Decimal("500.00")
+        ),
+        "sent_at_midnight_after": make_link(synced_practice, a, r, created=at(10, 0, 0)),
+        "never_made": make_link(
+            synced_practice, a, r, created=at(5), state=PaymentLink.State.FAILED
+        ),
+        "outcome_unknown": make_link(
+            synced_practice, a, r, created=at(5), state=PaymentLink.State.UNKNOWN
+        ),
+        "being_created": make_link(
+            synced_practice, a, r, created=at(5), state=PaymentLink.State.CREATING
+        ),
+    }
+    elsewhere = Department.objects.create(practice=other_practice, provet_id=99, name="Elsewhere")
+    made["other_practice"] = make_link(other_practice, elsewhere, None, created=at(5), paid=at(5))
+    return made
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+def board_for(client, **query):
+    response = client.get("/dashboard/", query)
+    assert response.status_code == 200
+    assert response.context["form"].errors == {}
+    return response.context["board"]
+
+
+def test_the_week_s_tiles_add_up_as_worked_out_by_hand(manager_client, week):
+    totals = board_for(manager_client, **WEEK).totals
+    assert totals.sent == 8
+    assert (totals.paid, totals.paid_amount) == (4, Decimal("270.00"))
+    assert totals.conversion == 0.5
+    # Times to pay: 10 min, 1 h 30, 2 h, 24 h. Median between 1 h 30 and 2 h; the 90th
+    # percentile at 0.9 × 3 = 2.7, i.e. 2 h + 0.7 × 22 h.
+    assert totals.median_seconds == pytest.approx(6300, abs=1)
+    assert totals.p90_seconds == pytest.approx(7200 + 0.7 * (86400 - 7200), abs=1)
+    assert (totals.median_text, totals.p90_text) == ("1 h 45 min", "17 h 24 min")
+    assert (totals.outstanding, totals.outstanding_amount) == (2, Decimal("55.00"))
+    assert (totals.expired, totals.expired_amount) == (1, Decimal("70.00"))
+    assert totals.delivery_failed == 1
+
+
+def test_the_tiles_show_amounts_in_the_practice_s_currency(manager_client, week):
+    page = manager_client.get("/dashboard/", WEEK).content.decode()
+    assert '270.00 <span class="unit">EUR</span>' in page
+    assert "50 %" in page
+    assert "1 h 45 min" in page
+
+
+def test_the_week_by_department(manager_client, week, departments):
+    rows = {row.label: row.figures for row in board_for(manager_client, **WEEK).by_department}
+    a, b = (rows[d.name] for d in departments)
+    assert (a.sent, a.paid, a.paid_amount) == (5, 2, Decimal("150.00"))
+    assert a.conversion_percent == "40 %"
+    assert (a.median_text, a.p90_text) == ("1 h 5 min", "1 h 49 min")
+    assert (a.outstanding_amount, a.expired, a.expired_amount, a.delivery_failed) == (
+        Decimal("30.00"),
+        1,
+        Decimal("70.00"),
+        1,
+    )
+    assert (b.sent, b.paid, b.paid_amount, b.conversion_percent) == (
+        3,
+        2,
+        Decimal("120.00"),
+        "67 %",
+    )
+    assert (b.median_text, b.p90_text) == ("12 h 45 min", "21 h 45 min")
+    assert (b.outstanding, b.expired, b.delivery_failed) == (1, 0, 0)
+
+
+def test_the_week_by_staff_member(manager_client, week):
+    rows = {row.label: row.figures for row in board_for(manager_client, **WEEK).by_staff}
+    assert set(rows) == {"riikka", "Laura Nieminen"}
+    riikka, laura = rows["riikka"], rows["Laura Nieminen"]
+    assert (riikka.sent, riikka.paid, riikka.paid_amount) == (6, 3, Decimal("190.00"))
+    assert (riikka.median_text, riikka.p90_text) == ("1 h 30 min", "1 h 54 min")
+    assert (riikka.outstanding, riikka.outstanding_amount, riikka.delivery_failed) == (
+        2,
+        Decimal("55.00"),
+        1,
+    )
+    assert (laura.sent, laura.paid, laura.expired_amount) == (2, 1, Decimal("70.00"))
+    assert laura.median_text == laura.p90_text == "1 d"
+
+
+def test_the_week_by_channel(manager_client, week):
+    rows = {row.label: row.figures for row in board_for(manager_client, **WEEK).by_channel}
+    assert list(rows) == ["Handed over at the desk", "Email", "SMS"]
+    assert {label: (f.sent, f.paid, f.paid_amount) for label, f in rows.items()} == {
+        "SMS": (5, 2, Decimal("180.00")),
+        "Email": (2, 1, Decimal("50.00")),
+        "Handed over at the desk": (1, 1, Decimal("40.00")),
+    }
+
+
+def test_the_days_add_up_to_the_tiles(manager_client, week):
+    board = board_for(manager_client, **WEEK)
+    days = [(d.day.day, d.sent, d.paid) for d in board.days]
+    assert days == [(3, 1, 1), (4, 1, 1), (5, 1, 1), (6, 1, 0), (7, 1, 0), (8, 2, 0), (9, 1, 1)]
+    assert sum(d.paid_amount for d in board.days) == board.totals.paid_amount
+    assert len(board.chart.bars) == 7
+
+
+def test_a_period_with_no_links_shows_zeros_and_no_time_to_pay(manager_client, departments):
+    board = board_for(manager_client, **WEEK)
+    totals = board.totals
+    assert (totals.sent, totals.paid, totals.paid_amount, totals.outstanding) == (
+        0,
+        0,
+        Decimal("0.00"),
+        0,
+    )
+    assert totals.conversion is None
+    assert (totals.median_text, totals.conversion_percent) == ("–", "–")
+    assert board.by_department == board.by_staff == board.by_channel == []
+    assert [d.sent for d in board.days] == [0] * 7
+    page = manager_client.get("/dashboard/", WEEK).content.decode()
+    assert "No links sent in this period." in page
+
+
+def test_when_every_link_expired_nothing_is_paid_or_outstanding(
+    manager_client, departments, receptionist
+):
+    for day, amount in ((3, "10.00"), (5, "20.00"), (9, "30.50")):
+        make_link(
+            departments[0].practice,
+            departments[0],
+            receptionist,
+            created=at(day),
+            amount=Decimal(amount),
+            state=CLOSED,
+            payment_status=EXPIRED,
+        )
+    totals = board_for(manager_client, **WEEK).totals
+    assert (totals.sent, totals.paid, totals.conversion_percent) == (3, 0, "0 %")
+    assert (totals.expired, totals.expired_amount) == (3, Decimal("60.50"))
+    assert (totals.outstanding, totals.median_seconds, totals.p90_seconds) == (0, None, None)
+
+
+def test_a_department_filter_narrows_every_figure(manager_client, week, departments):
+    board = board_for(manager_client, **WEEK, department=departments[1].provet_id)
+    assert (board.totals.sent, board.totals.paid, board.totals.paid_amount) == (
+        3,
+        2,
+        Decimal("120.00"),
+    )
+    assert [row.label for row in board.by_department] == [departments[1].name]
+    assert sum(d.sent for d in board.days) == 3
+
+
+def test_the_preset_periods_are_days_in_the_practice_s_time_zone(manager_client, week, monkeypatch):
+    monkeypatch.setattr(dashboard, "local_today", lambda practice, now=None: dt.date(2025, 3, 9))
+    assert board_for(manager_client).period.first == dt.date(2025, 3, 3)  # last 7 days by default
+    assert board_for(manager_client, period="7d").totals.sent == 8
+    # Today is the 9th: only the link sent that evening.
+    today = board_for(manager_client, period="today").totals
+    assert (today.sent, today.paid) == (1, 1)
+    # This month and the last 30 days also take in the link sent late on 2 March.
+    month = board_for(manager_client, period="month").totals
+    assert (month.sent, month.paid, month.paid_amount) == (9, 5, Decimal("770.00"))
+    thirty = board_for(manager_client, period="30d")
+    assert thirty.period.first == dt.date(2025, 2, 8)
+    assert thirty.totals.sent == 9
+
+
+def test_named_periods_run_from_midnight_to_midnight_local_time():
+    period = Period.named("7d", dt.date(2025, 3, 9), HELSINKI)
+    assert period.start == dt.datetime(2025, 3, 3, tzinfo=HELSINKI)
+    assert period.start.astimezone(dt.UTC) == dt.datetime(2025, 3, 2, 22, tzinfo=dt.UTC)
+    assert period.end == dt.datetime(2025, 3, 10, tzinfo=HELSINKI)
+    assert Period.named("month", dt.date(2025, 2, 14), HELSINKI).first == dt.date(2025, 2, 1)
+    assert Period.named("today", dt.date(2025, 2, 14), HELSINKI).days == [dt.date(2025, 2, 14)]
+
+
+def test_days_follow_the_clock_change(manager_client, departments, receptionist):
+    """Helsinki moves to summer time at 03:00 on 30 March 2025: that day has 23 hours."""
+    practice = departments[0].practice
+    for moment in (at(29, 23, 30), at(30, 0, 30), at(30, 23, 30), at(31, 0, 30)):
+        make_link(practice, departments[0], receptionist, created=moment)
+    board = board_for(manager_client, period="custom", start="2025-03-29", end="2025-03-31")
+    assert [(d.day.day, d.sent) for d in board.days] == [(29, 1), (30, 2), (31, 1)]
+
+
+def test_every_figure_opens_the_list_of_exactly_the_links_behind_it(
+    manager_client, week, departments
+):
+    board = board_for(manager_client, **WEEK)
+    rows = [("all", board.totals)] + [
+        (row.label, row.figures) for row in board.by_department + board.by_staff + board.by_channel
+    ]
+    expected = {
+        "sent": lambda f: f.sent,
+        "paid": lambda f: f.paid,
+        "outstanding": lambda f: f.outstanding,
+        "expired": lambda f: f.expired,
+        "delivery_failed": lambda f: f.delivery_failed,
+    }
+    for label, figures in rows:
+        for name, figure in expected.items():
+            listed = manager_client.get(figures.links[name]).context["page"].paginator.count
+            assert listed == figure(figures), (label, name)
+    for day in board.days:
+        assert manager_client.get(day.sent_url).context["page"].paginator.count == day.sent
+        assert manager_client.get(day.paid_url).context["page"].paginator.count == day.paid
+
+
+def test_the_list_behind_a_figure_is_the_figure_s_practice_not_the_one_worked_in(
+    client, week, other_practice, synced_practice
+):
+    """An admin of both practices works in the other one; the figure still lists its own."""
+    admin = make_user("aino", other_practice, Membership.Role.ADMIN)
+    Membership.objects.create(user=admin, practice=synced_practice, role=Membership.Role.ADMIN)
+    client.force_login(admin)
+    session = client.session
+    session["practice"] = str(other_practice.code)
+    session.save()
+    board = board_for(client, practice=synced_practice.code, **WEEK)
+    response = client.get(board.totals.links["sent"])
+    assert response.context["practice"] == synced_practice
+    assert response.context["page"].paginator.count == 8
+
+
+def test_the_staff_table_links_links_nobody_in_paylinks_made(manager_client, departments):
+    practice = departments[0].practice
+    make_link(practice, departments[0], None, created=at(4), imported=True)
+    (row,) = board_for(manager_client, **WEEK).by_staff
+    assert row.label == "Nobody in PayLinks (made in Provet)"
+    assert manager_client.get(row.figures.links["sent"]).context["page"].paginator.count == 1
+
+
+def test_the_chart_is_svg_drawn_on_the_server_with_a_table_beside_it(manager_client, week):
+    page = manager_client.get("/dashboard/", WEEK).content.decode()
+    assert '<svg viewBox="0 0 720 240" role="img"' in page
+    assert page.count('<rect class="sent"') == 7
+    assert "<title>8 Mar: 2 sent, 0 paid</title>" in page
+    assert "Links sent and paid per day</caption>" in page
+
+
+def test_the_custom_range_must_be_a_range(manager_client, departments):
+    response = manager_client.get("/dashboard/", {"period": "custom", "start": "2025-03-09"})
+    assert "Give the last day of the range." in response.content.decode()
+    assert "board" not in response.context
+    response = manager_client.get(
+        "/dashboard/", {"period": "custom", "start": "2025-03-09", "end": "2025-03-01"}
+    )
+    assert "The range ends before it starts." in response.content.decode()
+    response = manager_client.get(
+        "/dashboard/", {"period": "custom", "start": "2024-01-01", "end": "2025-03-01"}
+    )
+    assert "Choose at most 366 days at a time." in response.content.decode()
+
+
+def test_a_department_of_another_practice_means_all_departments(manager_client, week):
+    elsewhere = Department.objects.get(name="Elsewhere")
+    board = board_for(manager_client, **WEEK, department=elsewhere.provet_id)
+    assert board.department is None
+    assert board.totals.sent == 8
+
+
+def test_open_drift_findings_of_the_practice_are_listed(
+    manager_client, week, synced_practice, other_practice
+):
+    link = week["paid_in_10_min"]
+    DriftFinding.objects.create(
+        practice=synced_practice,
+        kind=DriftFinding.Kind.PAID_LINK_INVOICE_DUE,
+        invoice=link.invoice,
+        link=link,
+        message="Provet still shows 100.00 due on the invoice.",
+        found_at=at(9, 3),
+    )
+    DriftFinding.objects.create(
+        practice=synced_practice,
+        kind=DriftFinding.Kind.UNKNOWN_TOO_LONG,
+        message="Settled last week.",
+        found_at=at(2, 3),
+        resolved_at=at(3, 3),
+    )
+    DriftFinding.objects.create(
+        practice=other_practice,
+        kind=DriftFinding.Kind.UNKNOWN_TOO_LONG,
+        message="Another practice's trouble.",
+        found_at=at(9, 3),
+    )
+    page = manager_client.get("/dashboard/", WEEK).content.decode()
+    assert "Paid link, invoice still due" in page
+    assert "Provet still shows 100.00 due on the invoice." in page
+    assert f'href="/links/{link.code}/"' in page
+    assert f'href="/invoices/{link.invoice.provet_id}/"' in page
+    assert "Settled last week." not in page
+    assert "Another practice&#x27;s trouble." not in page
+    assert "No mismatches found in the last check" not in page
+
+
+def test_without_open_findings_the_panel_says_so(manager_client, departments):
+    page = manager_client.get("/dashboard/").content.decode()
+    assert "No mismatches found in the last check." in page
+
+
+def test_the_dashboard_costs_the_same_queries_however_many_links(
+    manager_client, week, departments, receptionist, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(30) as few:
+        manager_client.get("/dashboard/", WEEK)
+    for day in range(3, 10):
+        for _ in range(5):
+            make_link(departments[1].practice, departments[1], receptionist, created=at(day))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        manager_client.get("/dashboard/", WEEK)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "–"),
+        (42, "42 s"),
+        (600, "10 min"),
+        (3600, "1 h"),
+        (6300, "1 h 45 min"),
+        (86400, "1 d"),
+        (90000, "1 d 1 h"),
+    ],
+)
+def test_times_to_pay_read_as_a_person_would_say_them(seconds, text):
+    assert humane_duration(seconds) == text
+
+
+# Who may see it.
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client):
+    for url in ("/dashboard/", "/dashboard/export.csv"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/")
+
+
+def test_a_receptionist_is_refused(client, receptionist, manager):
+    """Even in a practice that has a manager: the manager role must be the person's own."""
+    client.force_login(receptionist)
+    assert client.get("/dashboard/").status_code == 403
+    assert client.get("/dashboard/export.csv").status_code == 403
+
+
+def test_only_managers_and_admins_see_the_dashboard_link(client, receptionist, manager):
+    client.force_login(receptionist)
+    assert 'href="/dashboard/"' not in client.get("/links/").content.decode()
+    client.force_login(manager)
+    assert 'href="/dashboard/"' in client.get("/links/").content.decode()
+
+
+def test_a_manager_sees_only_the_practices_they_manage(client, manager, week, other_practice):
+    # A receptionist at the other practice too: that does not make its figures theirs.
+    Membership.objects.create(user=manager, practice=other_practice, role="reception")
+    client.force_login(manager)
+    response = client.get("/dashboard/", WEEK)
+    assert list(response.context["form"].practices.values()) == [week["waiting"].practice]
+    refused = client.get("/dashboard/", {**WEEK, "practice": other_practice.code})
+    assert "board" not in refused.context
+    assert "Select a valid choice" in refused.content.decode()
+    assert other_practice.name not in refused.content.decode().split("<main", 1)[1]
+    export = client.get("/dashboard/export.csv", {**WEEK, "practice": other_practice.code})
+    assert export.status_code == 400
+
+
+def test_an_outsider_sees_nothing_of_another_practice(client, outsider, week):
+    client.force_login(outsider)
+    assert client.get("/dashboard/").status_code == 403
+
+
+def test_a_superuser_manages_every_practice(client, week, synced_practice, other_practice):
+    boss = make_user("boss")
+    boss.is_superuser = True
+    boss.save()
+    client.force_login(boss)
+    form = client.get("/dashboard/", WEEK).context["form"]
+    assert set(form.practices.values()) == {synced_practice, other_practice}
+    other = board_for(client, practice=other_practice.code, **WEEK)
+    assert (other.totals.sent, other.totals.paid) == (1, 1)

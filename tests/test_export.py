@@ -1,0 +1,183 @@
+"""The dashboard's CSV export: what a spreadsheet gets, and what it must never run."""
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+
+from paylinks.export import lines, neutralise
+from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+from tests.test_dashboard import WEEK, at, make_link
+
+
+@pytest.fixture
+def departments(synced_practice):
+    return list(synced_practice.departments.order_by("provet_id")[:2])
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+def download(client, **query) -> tuple[object, list[dict[str, str]]]:
+    response = client.get("/dashboard/export.csv", query)
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff"), "a byte-order mark, so Excel reads UTF-8"
+    return response, list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+
+
+def test_the_export_is_streamed_utf8_csv_with_a_file_name(manager_client, departments):
+    response, rows = download(manager_client, **WEEK, department=departments[0].provet_id)
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        'attachment; filename="paylinks-northvale-veterinary-group-'
+        f'{departments[0].name.lower().replace(" ", "-")}-2025-03-03-2025-03-09.csv"'
+    )
+    assert rows == []
+
+
+def test_a_row_has_plain_amounts_and_local_iso_timestamps(
+    manager_client, departments, receptionist
+):
+    link = make_link(
+        departments[0].practice,
+        departments[0],
+        receptionist,
+        created=at(4, 10, 0),
+        paid=at(4, 10, 25),
+        amount=Decimal("1234.50"),
+        client_name='Mäkelä, "Musti" & co',
+        delivery_method=DeliveryMethod.EMAIL,
+        expires_at=at(6, 10, 0),
+    )
+    _, rows = download(manager_client, **WEEK)
+    assert rows == [
+        {
+            "Link": str(link.code),
+            "Created": "2025-03-04T10:00:00+02:00",
+            "Created by": "riikka",
+            "Department": departments[0].name,
+            "Channel": "Email only",
+            "Invoice": link.invoice.number,
+            "Client": 'Mäkelä, "Musti" & co',
+            "Description": "",
+            "Amount": "1234.50",
+            "Currency": "EUR",
+            "Payment status": "Paid",
+            "Delivery status": "Sent",
+            "Expires": "2025-03-06T10:00:00+02:00",
+            "Paid": "2025-03-04T10:25:00+02:00",
+            "Cancelled": "",
+        }
+    ]
+
+
+def test_the_export_holds_the_links_the_dashboard_counts(manager_client, departments, receptionist):
+    practice = departments[0].practice
+    make_link(practice, departments[0], receptionist, created=at(3), paid=at(3, 13))
+    make_link(practice, departments[1], receptionist, created=at(9, 23, 59))
+    make_link(practice, departments[0], receptionist, created=at(5), state="failed")
+    make_link(practice, departments[0], receptionist, created=at(10, 0, 0))
+    make_link(practice, departments[0], receptionist, created=at(2, 23, 59))
+    response = manager_client.get("/dashboard/", WEEK)
+    totals = response.context["board"].totals
+    _, rows = download(manager_client, **WEEK)
+    assert len(rows) == totals.sent == 2
+    paid = [row for row in rows if row["Payment status"] == "Paid"]
+    assert sum(Decimal(row["Amount"]) for row in paid) == totals.paid_amount
+    _, only_second = download(manager_client, **WEEK, department=departments[1].provet_id)
+    assert [row["Department"] for row in only_second] == [departments[1].name]
+
+
+def test_rows_come_oldest_first_with_every_status_in_words(
+    manager_client, departments, receptionist
+):
+    practice = departments[0].practice
+    make_link(
+        practice,
+        departments[0],
+        receptionist,
+        created=at(6),
+        state="closed",
+        payment_status=PaymentStatus.EXPIRED,
+        delivery_status=DeliveryStatus.FAILED,
+    )
+    make_link(practice, departments[0], None, created=at(5), cancelled_at=at(5, 13))
+    _, rows = download(manager_client, **WEEK)
+    assert [(r["Created by"], r["Payment status"], r["Delivery status"]) for r in rows] == [
+        ("", "Waiting for payment", "Sent"),
+        ("riikka", "Expired", "Delivery failed"),
+    ]
+    assert rows[0]["Cancelled"] == "2025-03-05T13:00:00+02:00"
+
+
+@pytest.mark.parametrize(
+    "dangerous",
+    [
+        '=HYPERLINK("http://evil.example","Click")',
+        "+358 40 123",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tTabbed",
+        "\rReturned",
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_as_a_formula_starts_with_a_quote(
+    manager_client, departments, receptionist, dangerous
+):
+    make_link(
+        departments[0].practice,
+        departments[0],
+        receptionist,
+        created=at(4),
+        client_name=dangerous,
+        description=dangerous,
+    )
+    _, (row,) = download(manager_client, **WEEK)
+    assert row["Client"] == row["Description"] == "'" + dangerous
+
+
+def test_harmless_text_and_numbers_are_left_alone():
+    assert neutralise("Maija Laine") == "Maija Laine"
+    assert neutralise("a=b") == "a=b"
+    assert neutralise("") == ""
+    assert neutralise("=1+1") == "'=1+1"
+
+
+def test_the_csv_comes_in_chunks_not_all_at_once():
+    records = ([str(n), "x"] for n in range(1200))
+    chunks = list(lines(records))
+    assert len(chunks) == 3
+    assert "".join(chunks).count("\r\n") == 1200
+
+
+def test_only_managers_may_export(client, receptionist):
+    client.force_login(receptionist)
+    assert client.get("/dashboard/export.csv").status_code == 403
+
+
+def test_a_bad_range_is_refused_with_the_reason(manager_client, departments):
+    response = manager_client.get(
+        "/dashboard/export.csv", {"period": "custom", "start": "2025-03-09", "end": "2025-03-01"}
+    )
+    assert response.status_code == 400
+    assert "The range ends before it starts." in response.content.decode()
+
+
+def test_the_dashboard_offers_the_export_of_what_it_shows(manager_client, departments):
+    page = manager_client.get("/dashboard/", WEEK).content.decode()
+    assert (
+        'href="/dashboard/export.csv?period=custom&amp;start=2025-03-03&amp;end=2025-03-09"' in page
+    )
+
+
+def test_unsent_links_have_no_row(manager_client, departments, receptionist):
+    for state in (PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN, "failed"):
+        make_link(departments[0].practice, departments[0], receptionist, created=at(4), state=state)
+    _, rows = download(manager_client, **WEEK)
+    assert rows == []
