@@ -254,6 +254,26 @@ class PaymentLink(models.Model):
             ),
             models.Index(fields=["practice", "-created_at"], name="link_practice_created_idx"),
             models.Index(fields=["external_id"], name="link_external_id_idx"),
+            # The manager dashboard (paylinks/dashboard.py): a practice's links by creation
+            # time, carrying every column its figures read, so adding up a month of links
+            # reads this index alone and never the table.
+            models.Index(
+                fields=[
+                    "practice",
+                    "created_at",
+                    "state",
+                    "payment_status",
+                    "delivery_status",
+                    "department",
+                    "created_by",
+                    "delivery_method",
+                    "amount",
+                    "paid_at",
+                ],
+                name="link_dashboard_idx",
+            ),
+            # The department filter of the dashboard and of the links list.
+            models.Index(fields=["department", "created_at"], name="link_department_created_idx"),
         ]
 
     def __str__(self) -> str:
