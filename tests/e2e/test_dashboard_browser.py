@@ -127,3 +127,4 @@ def test_a_manager_narrows_the_figures_and_downloads_the_links_behind_them(
     expect(page.get_by_role("link", name=re.compile(r"^=Client "))).to_have_count(2)
     expect(page.get_by_role("link", name="=Client 40.00")).to_be_visible()
     expect(page.get_by_role("link", name="=Client 25.00")).to_be_visible()
+    screenshot(page, "dashboard-paid-links")
