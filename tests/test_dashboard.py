@@ -167,7 +167,9 @@ def week(synced_practice, departments, receptionist, colleague, other_practice):
             synced_practice, a, r, created=at(5), state=PaymentLink.State.CREATING
         ),
     }
-    elsewhere = Department.objects.create(practice=other_practice, provet_id=99, name="Elsewhere")
+    elsewhere = Department.objects.create(
+        practice=other_practice, provet_id=999_999, name="Elsewhere"
+    )
     made["other_practice"] = make_link(other_practice, elsewhere, None, created=at(5), paid=at(5))
     return made
 
