@@ -94,7 +94,10 @@ CHANNEL_NAMES = {
     DeliveryMethod.SMS: "SMS",
 }
 
-_MONEY: DecimalField = DecimalField(max_digits=16, decimal_places=2)
+
+def _money() -> DecimalField:
+    """Sums of amounts: room for a large practice's year."""
+    return DecimalField(max_digits=16, decimal_places=2)
 
 
 def managed_practices(user) -> QuerySet[Practice]:
@@ -200,7 +203,7 @@ def _figure_aggregates() -> dict[str, Any]:
         return Count("pk", filter=FIGURE_FILTERS[name])
 
     def amount(name: str) -> Sum:
-        return Sum("amount", filter=FIGURE_FILTERS[name], output_field=_MONEY)
+        return Sum("amount", filter=FIGURE_FILTERS[name], output_field=_money())
 
     return {
         "sent": Count("pk"),
@@ -376,13 +379,18 @@ def build(practice: Practice, period: Period, department: Department | None = No
     totals.median_seconds, totals.p90_seconds = times[None].get(None, (None, None))
     totals.links = urls()
 
-    def rows(key: str, label: Callable[[Any], str], filters: Callable[[Any], dict]) -> list[Row]:
+    def rows(
+        key: str,
+        label: Callable[[Any], str],
+        filters: Callable[[Any], dict],
+        order: Callable[[Any, str], Any],
+    ) -> list[Row]:
         members: dict[Any, list[dict]] = defaultdict(list)
         for cell in cells:
             members[cell[key]].append(cell)
         result = []
-        for value, group in members.items():
-            figures = _tally(group)
+        for value in sorted(members, key=lambda value: order(value, label(value))):
+            figures = _tally(members[value])
             figures.median_seconds, figures.p90_seconds = times[key].get(value, (None, None))
             figures.links = urls(**filters(value))
             result.append(Row(label(value), figures))
@@ -391,26 +399,27 @@ def build(practice: Practice, period: Period, department: Department | None = No
     departments = Department.objects.in_bulk({cell["department_id"] for cell in cells})
     by_department = rows(
         "department_id",
-        lambda pk: departments[pk].name,
-        lambda pk: {"department": departments[pk].provet_id},
+        label=lambda pk: departments[pk].name,
+        filters=lambda pk: {"department": departments[pk].provet_id},
+        order=lambda pk, name: name.casefold(),
     )
-    by_department.sort(key=lambda row: row.label.casefold())
 
     people = get_user_model().objects.in_bulk({cell["created_by_id"] for cell in cells} - {None})
     by_staff = rows(
         "created_by_id",
-        lambda pk: _person(people.get(pk)),
-        lambda pk: {"created_by": people[pk].get_username() if pk in people else NOBODY},
+        label=lambda pk: _person(people.get(pk)),
+        filters=lambda pk: {"created_by": people[pk].get_username() if pk in people else NOBODY},
+        # Links nobody in PayLinks made come last.
+        order=lambda pk, name: (pk not in people, name.casefold()),
     )
-    by_staff.sort(key=lambda row: (row.label == _person(None), row.label.casefold()))
 
     channels = list(CHANNEL_NAMES)
     by_channel = rows(
         "delivery_method",
-        lambda value: CHANNEL_NAMES[DeliveryMethod(value)],
-        lambda value: {"channel": value},
+        label=lambda value: CHANNEL_NAMES[DeliveryMethod(value)],
+        filters=lambda value: {"channel": value},
+        order=lambda value, name: channels.index(value),
     )
-    by_channel.sort(key=lambda row: channels.index(_channel_of(row.label)))
 
     days = _days(links, practice, period, within)
     return Dashboard(
@@ -442,10 +451,6 @@ def _person(user) -> str:
     if user is None:
         return "Nobody in PayLinks (made in Provet)"
     return user.get_full_name() or user.get_username()
-
-
-def _channel_of(label: str) -> DeliveryMethod:
-    return next(method for method, name in CHANNEL_NAMES.items() if name == label)
 
 
 PERCENTILES = (50, 90)
@@ -539,7 +544,7 @@ def _days(links, practice: Practice, period: Period, within: dict[str, Any]) -> 
         .annotate(
             sent=Count("pk"),
             paid=Count("pk", filter=FIGURE_FILTERS["paid"]),
-            paid_amount=Sum("amount", filter=FIGURE_FILTERS["paid"], output_field=_MONEY),
+            paid_amount=Sum("amount", filter=FIGURE_FILTERS["paid"], output_field=_money()),
         )
         .order_by()
     }
