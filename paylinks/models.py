@@ -438,16 +438,21 @@ class PaymentLink(models.Model):
         now: dt.datetime | None = None,
     ) -> bool:
         """Apply what Provet says now; return whether anything changed. Never moves backwards."""
-        if posted.payment_link is None:
+        info = posted.payment_link
+        if info is None:
+            return False
+        if PaymentStatus.rank(info.payment_status) <= PaymentStatus.rank(
+            self.payment_status
+        ) and delivery_rank(info.delivery_status) <= delivery_rank(self.delivery_status):
+            # Nothing new even against what we held (the row can only be further along):
+            # the poller's usual answer costs one update, not a locked transaction.
+            self.checked_at = now or timezone.now()
+            PaymentLink.objects.filter(pk=self.pk).update(checked_at=self.checked_at)
             return False
         with transaction.atomic():
             link = self._locked()
             changed = link._apply_statuses(
-                posted.payment_link.payment_status,
-                posted.payment_link.delivery_status,
-                source=source,
-                user=user,
-                now=now,
+                info.payment_status, info.delivery_status, source=source, user=user, now=now
             )
             link.checked_at = now or timezone.now()
             link.save(update_fields=["checked_at"])

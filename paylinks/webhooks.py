@@ -95,5 +95,5 @@ def follow_up(delivery: WebhookDelivery) -> PollReport:
     else:
         links = links.filter(prepayment__isnull=False)
     report = check_links(practice, links.values_list("pk", flat=True))
-    refresh_due_sums(practice, report.paid_invoices | set(invoices.values_list("pk", flat=True)))
+    refresh_due_sums(practice, set(invoices.values_list("pk", flat=True)))
     return report

@@ -143,3 +143,23 @@ def test_a_payment_the_poller_finds_marks_the_invoice_s_other_links_superseded(
     tasks.poll(passes=1)
     second.refresh_from_db()
     assert second.display_status()[0] == "Superseded: the invoice is paid"
+
+
+def test_a_payment_on_an_old_link_is_found_through_the_invoice_s_change(link):
+    # The link was just checked and isn't due for a while; its invoice changing in Provet is
+    # what tells the poller to look now.
+    later = timezone.now() + dt.timedelta(seconds=20)
+    PaymentLink.objects.filter(pk=link.pk).update(next_check_at=later + dt.timedelta(hours=1))
+    control.settle_link(link.external_id, "pay")
+    report = poll_due_links(now=later)
+    link.refresh_from_db()
+    link.invoice.refresh_from_db()
+    assert report.checked == 1
+    assert link.payment_status == PaymentStatus.ACCEPTED
+    assert link.invoice.due_sum == 0
+
+
+def test_an_unchanged_invoice_costs_no_link_check(link):
+    later = timezone.now() + dt.timedelta(seconds=20)
+    PaymentLink.objects.filter(pk=link.pk).update(next_check_at=later + dt.timedelta(hours=1))
+    assert poll_due_links(now=later).checked == 0

@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand
 
 from paylinks.management.commands._practice import practice_named
 from paylinks.polling import TICK, poll_due_links
-from paylinks.tasks import refresh_paid_invoices
 
 
 class Command(BaseCommand):
@@ -18,7 +17,6 @@ class Command(BaseCommand):
         chosen = practice_named(practice) if practice else None
         while True:
             report = poll_due_links(practice=chosen)
-            refresh_paid_invoices(report)
             self.stdout.write(str(report))
             if once:
                 return
