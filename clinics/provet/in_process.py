@@ -12,7 +12,6 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
-
 _lock = threading.Lock()
 _inside = 0
 
