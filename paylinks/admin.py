@@ -137,7 +137,7 @@ class DriftFindingAdmin(admin.ModelAdmin):
     list_display = ["found_at", "practice", "kind", "message", "link", "resolved_at"]
     list_filter = [OpenListFilter, "practice", "kind"]
     search_fields = ["message", "invoice__number"]
-    list_select_related = ["practice", "link"]
+    list_select_related = ["practice", "link", "link__invoice"]
     readonly_fields = [f.name for f in DriftFinding._meta.fields]
 
     def has_add_permission(self, request) -> bool:

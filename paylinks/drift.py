@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Max, Q, QuerySet, Sum
+from django.db.models import Case, F, Max, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from clinics.models import Practice
@@ -79,13 +79,17 @@ def _invoices_to_read(practice: Practice, now: dt.datetime) -> list[int]:
         payment_status=PaymentStatus.ACCEPTED,
         paid_at__gte=now - dt.timedelta(days=30),
     )
+    # Invoices with a paid link first: a stale one would be reported as unallocated.
+    paid_first = Case(
+        When(pk__in=accepted_recently.values("invoice"), then=Value(0)), default=Value(1)
+    )
     return list(
         Invoice.objects.filter(
             Q(pk__in=_open_links(practice).values("invoice"))
             | Q(pk__in=accepted_recently.values("invoice")),
             practice=practice,
         )
-        .order_by("fetched_at")
+        .order_by(paid_first, "fetched_at")
         .values_list("pk", flat=True)[:MAX_READS]
     )
 
@@ -101,6 +105,8 @@ def find_mismatches(practice: Practice, now: dt.datetime) -> list[Mismatch]:
         .filter(
             paid_by_links__gt=0,
             last_paid_at__lte=now - ALLOCATION_DELAY,
+            # Judged only on a snapshot read after Provet had time to allocate the payment.
+            fetched_at__gte=F("last_paid_at") + ALLOCATION_DELAY,
             # Paying the links should have brought the due sum down at least this far.
             due_sum__gt=F("total_with_vat") - F("paid_by_links"),
         )

@@ -193,15 +193,23 @@ def _import_links(
 
 def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> None:
     """Read these invoices' status and due sum again (after a payment or a webhook), so links
-    on an invoice paid by other means show as superseded. Raises ProvetError."""
+    on an invoice paid by other means show as superseded. An invoice Provet no longer has is
+    skipped. Raises ProvetError when Provet can't answer."""
     invoices = Invoice.objects.filter(practice=practice, pk__in=invoice_ids)
     if not invoices:
         return
     with practice.provet_client() as client:
         for invoice in invoices:
-            remote = client.get_invoice(invoice.provet_id)
-            invoice.status = remote.status
-            invoice.due_sum = remote.due_sum
-            invoice.date_paid = remote.date_paid
             invoice.fetched_at = timezone.now()
-            invoice.save(update_fields=["status", "due_sum", "date_paid", "fetched_at"])
+            fields = ["fetched_at"]
+            try:
+                remote = client.get_invoice(invoice.provet_id)
+            except ProvetNotFound:
+                pass  # deleted in Provet: keep the snapshot, don't ask first again tomorrow
+            else:
+                invoice.status = remote.status
+                invoice.due_sum = remote.due_sum
+                invoice.total_with_vat = remote.total_with_vat
+                invoice.date_paid = remote.date_paid
+                fields += ["status", "due_sum", "total_with_vat", "date_paid"]
+            invoice.save(update_fields=fields)

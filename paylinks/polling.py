@@ -12,10 +12,10 @@ Retry-After has passed; refused credentials pause it and say so in admin.
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +28,7 @@ from clinics.provet import (
     ProvetPermissionError,
     ProvetRateLimited,
 )
+from clinics.provet import types as provet
 from clinics.sync import explain
 from paylinks.models import Invoice, LinkEvent, PaymentLink
 
@@ -44,6 +45,8 @@ OLDEST_INTERVAL = dt.timedelta(hours=1)
 # Provet marks a link expired a moment after its expiration time: look once just after.
 AFTER_EXPIRY = dt.timedelta(seconds=30)
 AUTH_PAUSE = dt.timedelta(minutes=15)
+# Added to the urgency of a link that expired since it was last seen: ahead of routine checks.
+EXPIRED_UNSEEN = 10.0
 # django-q2 schedules run at most once a minute; the poll task makes a pass every TICK within
 # it, and each pass spends its share of the practice's per-minute budget.
 TICK = dt.timedelta(seconds=10)
@@ -52,6 +55,7 @@ PASSES_PER_MINUTE = 6
 # filter has minute precision and clocks differ.
 FEED_WINDOW = dt.timedelta(minutes=2)
 FEED_PAGE_SIZE = 50
+FEED_LIMIT = 200  # invoices read per pass; beyond that the per-link checks find the rest
 
 
 def interval_for(age: dt.timedelta) -> dt.timedelta:
@@ -80,10 +84,10 @@ def urgency(link, now: dt.datetime) -> float:
     counted in the link's own interval, ranks a link unseen for 2 minutes at the age when
     payments are frequent above one unseen for 20 minutes at an age when they are rare.
     """
-    since = now - (link.checked_at or link.created_at)
-    score = since / interval_for(now - link.created_at)
-    if link.expires_at is not None and (link.checked_at or link.created_at) < link.expires_at:
-        score = max(score, 1.0)  # it has expired unseen: its status will have changed
+    last_look = link.checked_at or link.created_at
+    score = (now - last_look) / interval_for(now - link.created_at)
+    if link.expires_at is not None and last_look < link.expires_at <= now:
+        score += EXPIRED_UNSEEN  # it has expired unseen: its status has changed
     return score
 
 
@@ -112,36 +116,59 @@ def poll_due_links(now: dt.datetime | None = None, practice: Practice | None = N
     if practice is not None:
         practices = practices.filter(pk=practice.pk)
     for each in practices:
-        budget = math.ceil(each.rate_budget_per_minute / PASSES_PER_MINUTE)
-        changed = _links_on_changed_invoices(each, now)
-        _check(each, changed[:budget], now, report)
-        _check(each, due_links(each, now, budget - min(len(changed), budget)), now, report)
+        budget = pass_budget(each)
+        changed = _links_on_changed_invoices(each, now)[:budget]
+        if _check(each, changed, now, report):
+            _check(each, due_links(each, now, budget - len(changed)), now, report)
     return report
+
+
+def pass_budget(practice: Practice) -> int:
+    """One pass's share of the practice's per-minute budget (at least one link)."""
+    return max(1, practice.rate_budget_per_minute // PASSES_PER_MINUTE)
 
 
 def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
     """The open links on invoices whose due sum Provet changed lately: most likely paid.
 
-    One request per pass to `GET /invoice/?modified__gte=` (a documented filter, minutes
-    precision, its own rate limit) finds a payment on any invoice link, young or old, within
-    a pass, where per-link checks alone would reach an old link only every hour or so. The
-    snapshot's due sum is updated, so a change is acted on once, and the invoice's other open
-    links show as superseded when it reaches zero.
+    One request per pass (more in a busy minute) to `GET /invoice/?modified__gte=` (a
+    documented filter, minutes precision, its own rate limit) finds a payment on any invoice
+    link, young or old, within a pass, where per-link checks alone would reach an old link
+    only every hour or so. The snapshot's due sum is updated, so a change is acted on once,
+    and the invoice's other open links show as superseded when it reaches zero.
     """
     if not PaymentLink.objects.filter(
         practice=practice, state=PaymentLink.State.ACTIVE, invoice__isnull=False
     ).exists():
         return []
+    quiet_key = f"paylinks:feed-paused:{practice.pk}"
+    if cache.get(quiet_key):
+        return []
+    remote: list[provet.Invoice] = []
     try:
         with practice.provet_client() as client:
-            remote = client.list_invoices(
-                {"modified__gte": now - FEED_WINDOW}, page_size=FEED_PAGE_SIZE
-            ).results
-    except ProvetError as error:
-        # The per-link checks still run; a busy invoice list only slows the finding down.
-        logger.info("invoice changes for %s: %s", practice, error)
+            changes = client.iterate(
+                "invoice/",
+                provet.Invoice.from_json,
+                {"modified__gte": now - FEED_WINDOW},
+                page_size=FEED_PAGE_SIZE,
+            )
+            for change in changes:
+                remote.append(change)
+                if len(remote) >= FEED_LIMIT:
+                    logger.warning("invoice changes for %s: more than %s", practice, FEED_LIMIT)
+                    break
+    except ProvetRateLimited as error:
+        # The invoice list has its own limit: leave it alone until Provet says so. The
+        # per-link checks still run.
+        cache.set(quiet_key, 1, error.retry_after)
         return []
-    by_id = {invoice.id: invoice for invoice in remote}
+    except (ProvetAuthError, ProvetPermissionError) as error:
+        _pause(practice, now + AUTH_PAUSE, explain(error))
+        return []
+    except ProvetError as error:
+        logger.info("invoice changes for %s: %s", practice, error)
+    by_id = {change.id: change for change in remote}
     changed = []
     for invoice in Invoice.objects.filter(practice=practice, provet_id__in=by_id):
         fresh = by_id[invoice.provet_id]
@@ -151,7 +178,11 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
         if Invoice.objects.filter(
             pk=invoice.pk, due_sum=invoice.due_sum, status=invoice.status
         ).update(
-            due_sum=fresh.due_sum, status=fresh.status, date_paid=fresh.date_paid, fetched_at=now
+            due_sum=fresh.due_sum,
+            status=fresh.status,
+            date_paid=fresh.date_paid,
+            total_with_vat=fresh.total_with_vat,
+            fetched_at=now,
         ):
             changed.append(invoice.pk)
     if not changed:
@@ -170,8 +201,12 @@ def check_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollRe
     now = now or timezone.now()
     report = PollReport()
     if _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
-        links = _due(practice, now).filter(pk__in=list(link_ids))
-        _check(practice, list(links), now, report, source=LinkEvent.Source.WEBHOOK)
+        # Capped like a pass (an unallocated payment names every open prepayment link); the
+        # rest stay due for the poller.
+        links = _due(practice, now).filter(pk__in=list(link_ids)).order_by("-created_at")
+        _check(
+            practice, list(links[: pass_budget(practice)]), now, report, LinkEvent.Source.WEBHOOK
+        )
     return report
 
 
@@ -214,9 +249,10 @@ def _check(
     now: dt.datetime,
     report: PollReport,
     source: str = LinkEvent.Source.POLLER,
-) -> None:
+) -> bool:
+    """Claim and check these links; return False when Provet made the practice pause."""
     if not links:
-        return
+        return True
     with practice.provet_client() as client:
         for link in links:
             if not claim(link, now):
@@ -226,16 +262,17 @@ def _check(
             except ProvetRateLimited as error:
                 _pause(practice, now + dt.timedelta(seconds=error.retry_after), "")
                 report.paused.append(practice.name)
-                return
+                return False
             except (ProvetAuthError, ProvetPermissionError) as error:
                 _pause(practice, now + AUTH_PAUSE, explain(error))
                 report.paused.append(practice.name)
-                return
+                return False
             except ProvetError as error:
                 # Already pushed forward: it is looked at again at its next time.
                 logger.warning("poll link %s: %s", link.code, error)
     if practice.connection_problem:
         Practice.objects.filter(pk=practice.pk).update(connection_problem="")
+    return True
 
 
 def _check_one(

@@ -115,17 +115,36 @@ def test_when_the_budget_is_short_the_links_most_likely_paid_go_first(invoice, r
     assert len(due_links(invoice.practice, now, budget=5)) == 2
 
 
-def test_a_link_that_expired_unseen_is_looked_at_before_routine_checks(link, invoice, receptionist):
-    routine = create_link(draft_for(invoice, receptionist, amount=1))
-    now = link.expires_at + dt.timedelta(minutes=1)
-    make_due(link, routine)
-    PaymentLink.objects.filter(pk=link.pk).update(
-        checked_at=link.expires_at - dt.timedelta(minutes=1)
+def test_a_link_that_expired_unseen_is_looked_at_before_routine_checks(invoice, receptionist):
+    routine = create_link(draft_for(invoice, receptionist, amount=1))  # first in table order
+    expiring = create_link(draft_for(invoice, receptionist, amount=1, duration_minutes=120))
+    now = expiring.expires_at + dt.timedelta(minutes=1)
+    make_due(routine, expiring)
+    PaymentLink.objects.filter(pk=expiring.pk).update(
+        checked_at=expiring.expires_at - dt.timedelta(minutes=1)
     )
     PaymentLink.objects.filter(pk=routine.pk).update(
-        created_at=now - dt.timedelta(hours=3), checked_at=now - dt.timedelta(minutes=3)
+        created_at=now - dt.timedelta(hours=3), checked_at=now - dt.timedelta(minutes=6)
     )
-    assert due_links(invoice.practice, now, budget=1)[0].pk == link.pk
+    assert due_links(invoice.practice, now, budget=1)[0].pk == expiring.pk
+
+
+def test_a_429_stops_the_practice_s_pass_at_once(invoice, receptionist, in_process_provet):
+    links = [create_link(draft_for(invoice, receptionist, amount=1)) for _ in range(3)]
+    now = make_due(*links)
+    add_fault(invoice.practice, path="postransaction/\\d+/$", kind="429", retry_after=45, count=5)
+    report = poll_due_links(now=now)
+    assert report.paused == [invoice.practice.name]
+    assert PaymentLink.objects.filter(next_check_at=now).count() == 2  # not even claimed
+
+
+def test_a_busy_invoice_list_leaves_the_link_checks_running(link):
+    now = make_due(link)
+    add_fault(link.practice, path="invoice/$", kind="429", retry_after=45, count=5)
+    report = poll_due_links(now=now)
+    link.practice.refresh_from_db()
+    assert report.checked == 1
+    assert link.practice.paused_until is None
 
 
 def test_the_command_runs_one_pass(link, capsys):
