@@ -1,6 +1,8 @@
-"""Seed the sandbox and connect a demo practice to it, with demo staff of each role.
+"""Seed the sandbox and connect a demo practice to it, with demo staff of each role, and give
+each practice five weeks of payment links (paylinks/demo.py).
 
-Idempotent: running it again refreshes the same practices and people.
+Idempotent: running it again refreshes the same practices and people, and adds no links to a
+practice that has some.
 """
 
 from django.contrib.auth import get_user_model
@@ -14,6 +16,9 @@ from clinics.provet.in_process import wsgi_transport
 from clinics.sync import sync_departments
 
 DEMO_PASSWORD = "paylinks-demo"
+
+# Payment links made on a usual weekday, by Provet id: Northvale is the larger practice.
+LINKS_PER_DAY = {4: 12, 7: 7}
 
 # username, first name, last name, role, which sandbox installation (by position), superuser
 DEMO_STAFF = [
@@ -35,6 +40,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, base_url: str, **options):
+        from paylinks.demo import seed_link_history  # the demo set-up reaches across apps
         from sandbox.control import add_webhook, clear_webhooks
         from sandbox.seed import seed_sandbox  # the demo is the one place that may
 
@@ -59,6 +65,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"{practice}: {result.created + result.updated} departments")
         finally:
             provet_client.default_transport = original
+        # So the dashboard, the links list and the follow-up queue have something to show.
+        for practice in practices:
+            history = seed_link_history(practice, per_day=LINKS_PER_DAY.get(practice.provet_id, 8))
+            if history is None:
+                self.stdout.write(f"{practice}: has payment links already, none added")
+            else:
+                self.stdout.write(f"{practice}: {history}")
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {base_url}/"))
         self.stdout.write(f"Log in with any of these (password {DEMO_PASSWORD!r}):")
