@@ -56,6 +56,7 @@ from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_q.conf import Conf  # noqa: E402
 
+from clinics.demo import connect_sandbox_installation  # noqa: E402
 from clinics.models import Practice  # noqa: E402
 from clinics.provet import ProvetError, ProvetRateLimited  # noqa: E402
 from clinics.provet import client as provet_client  # noqa: E402
@@ -349,20 +350,7 @@ def run(name: str, plans: list[Plan], *, adaptive: bool, webhooks: bool) -> Resu
 
 
 def connect_practice() -> Practice:
-    installation = seed_sandbox()[0]
-    root = f"http://localhost/sandbox/{installation['provet_id']}/"
-    practice = Practice(
-        name=installation["name"],
-        base_url=root,
-        provet_id=installation["provet_id"],
-        client_id=installation["client_id"],
-        currency=installation["currency"],
-        country=installation["country"],
-        timezone=installation["timezone"],
-        provet_user_url=f"{root}api/0.1/user/{installation['integration_user_id']}/",
-    )
-    practice.client_secret = installation["client_secret"]
-    practice.save()
+    practice = connect_sandbox_installation(seed_sandbox()[0], "http://localhost")
     sync_departments(practice)
     return practice
 

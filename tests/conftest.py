@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client as DjangoClient
 
+from clinics.demo import connect_sandbox_installation
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
 from clinics.provet.auth import tokens
@@ -41,25 +42,8 @@ def seeded(db):
     return seed_sandbox()
 
 
-def make_practice(installation: dict, root: str, **fields) -> Practice:
-    practice = Practice(
-        name=installation["name"],
-        base_url=f"{root.rstrip('/')}/sandbox/{installation['provet_id']}/",
-        provet_id=installation["provet_id"],
-        client_id=installation["client_id"],
-        currency=installation["currency"],
-        country=installation["country"],
-        timezone=installation["timezone"],
-        provet_user_url=(
-            f"{root.rstrip('/')}/sandbox/{installation['provet_id']}/api/0.1/user/"
-            f"{installation['integration_user_id']}/"
-        ),
-        **fields,
-    )
-    practice.client_secret = installation["client_secret"]
-    practice.api_token = installation["legacy_token"]
-    practice.save()
-    return practice
+def make_practice(installation: dict, root: str) -> Practice:
+    return connect_sandbox_installation(installation, root)
 
 
 @pytest.fixture

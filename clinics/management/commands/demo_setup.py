@@ -7,9 +7,9 @@ practice that has some.
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
 from django.urls import reverse
 
+from clinics.demo import connect_sandbox_installation
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
 from clinics.provet.in_process import wsgi_transport
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         from sandbox.seed import seed_sandbox  # the demo is the one place that may
 
         installations = seed_sandbox()
-        practices = [self._practice(item, base_url) for item in installations]
+        practices = [connect_sandbox_installation(item, base_url) for item in installations]
         # As a clinic would set it up in Provet: payments are announced to PayLinks at once.
         for practice in practices:
             clear_webhooks(practice.provet_id)
@@ -79,28 +79,6 @@ class Command(BaseCommand):
             names = ", ".join(practices[i].name for i in where)
             self.stdout.write(f"  {username:<10} {first} {last}, {role.label} at {names}")
         self.stdout.write(f"Sandbox (Provet Cloud stand-in, outboxes): {base_url}/sandbox/")
-
-    @transaction.atomic
-    def _practice(self, item: dict, base_url: str) -> Practice:
-        root = f"{base_url.rstrip('/')}/sandbox/{item['provet_id']}/"
-        practice, _ = Practice.objects.update_or_create(
-            base_url=root,
-            defaults={
-                "name": item["name"],
-                "provet_id": item["provet_id"],
-                "currency": item["currency"],
-                "country": item["country"],
-                "timezone": item["timezone"],
-                "provet_user_url": f"{root}api/0.1/user/{item['integration_user_id']}/",
-                "default_return_url": "",
-                "auth_scheme": Practice.AuthScheme.OAUTH2,
-                "client_id": item["client_id"],
-            },
-        )
-        practice.client_secret = item["client_secret"]
-        practice.api_token = item["legacy_token"]
-        practice.save()
-        return practice
 
     def _staff(self, practices: list[Practice]) -> None:
         User = get_user_model()
