@@ -19,6 +19,7 @@ from clinics.provet import (
     ProvetValidationError,
 )
 from clinics.provet import client as provet_client
+from clinics.provet.errors import ProvetForeignURL
 from clinics.provet.in_process import wsgi_transport
 from clinics.provet.types import InvoiceStatus
 from tests.conftest import invoice_link_body
@@ -234,3 +235,88 @@ def test_a_token_hiccup_is_retried_for_gets(practice, sleeps):
     add_fault(practice, path="oauth2/token/", kind="503", count=1)
     assert ProvetClient(practice.connection(), sleep=sleeps.append).list_departments()
     assert sleeps == [0.5]
+
+
+def test_a_next_link_to_another_host_is_refused_and_the_credentials_stay_home(
+    practice, sleeps, caplog
+):
+    requests: list[httpx.Request] = []
+    sandbox = wsgi_transport()
+    first_page = f"/sandbox/{practice.provet_id}/api/0.1/department/"
+
+    def provet_or_a_stranger(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.host != "localhost":
+            return httpx.Response(200, json={"count": 0, "results": []})
+        if request.url.path == first_page:
+            return httpx.Response(
+                200,
+                json={
+                    "count": 2,
+                    "num_pages": 2,
+                    "next": f"https://evil.example{first_page}?page=2&page_size=50",
+                    "results": [{"id": 1}],
+                },
+            )
+        return sandbox.handle_request(request)
+
+    caplog.set_level(logging.INFO, logger="clinics.provet")
+    provet = ProvetClient(
+        practice.connection(),
+        transport=httpx.MockTransport(provet_or_a_stranger),
+        sleep=sleeps.append,
+    )
+    pages = provet.iterate("department/", lambda data: data["id"])
+    assert next(pages) == 1
+    with pytest.raises(
+        ProvetForeignURL, match=r"outside this installation \(https://evil\.example"
+    ):
+        next(pages)
+    assert [r for r in requests if r.url.host == "evil.example"] == []
+    assert "refused" in caplog.text and "evil.example" in caplog.text
+    assert "page=2" not in caplog.text and practice.client_secret not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/sandbox/{own}/api/0.1/postransaction/1/",
+        "http://localhost:8080/sandbox/{own}/api/0.1/postransaction/1/",
+        "https://localhost/sandbox/{own}/api/0.1/postransaction/1/",
+        "http://localhost@evil.example/sandbox/{own}/api/0.1/postransaction/1/",
+    ],
+    ids=["another host", "another port", "another scheme", "a host behind user info"],
+)
+def test_a_postransaction_url_on_another_host_is_refused(practice, provet, recorder, url):
+    own = practice.provet_id
+    with pytest.raises(ProvetForeignURL) as refused:
+        provet.get_postransaction_by_url(url.format(own=own))
+    assert refused.value.permanent and not refused.value.request_sent
+    assert recorder.paths("") == [f"/sandbox/{own}/oauth2/token/"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/sandbox/{other}/api/0.1/postransaction/1/",
+        "http://localhost/sandbox/{own}/api/0.1/%2e%2e/%2e%2e/%2e%2e/{other}/api/0.1/postransaction/1/",
+        "http://localhost/sandbox/{own}/_control/faults/",
+    ],
+    ids=["another installation", "an encoded way out", "the installation outside its API"],
+)
+def test_a_url_on_the_same_host_outside_the_installation_s_api_is_refused(
+    practice, other_practice, provet, recorder, url
+):
+    own, other = practice.provet_id, other_practice.provet_id
+    with pytest.raises(ProvetForeignURL, match="outside this installation"):
+        provet.get_postransaction_by_url(url.format(own=own, other=other))
+    assert recorder.paths("") == [f"/sandbox/{own}/oauth2/token/"]
+
+
+def test_a_postransaction_url_within_the_installation_is_followed(practice, provet):
+    invoice = provet.list_invoices({"status__is": InvoiceStatus.FINALIZED}, 1).results[0]
+    created = provet.create_postransaction(
+        invoice_link_body(practice, Decimal("2.00"), invoice.department_url, invoice.url)
+    )
+    assert created.url.startswith(f"http://localhost/sandbox/{practice.provet_id}/api/0.1/")
+    assert provet.get_postransaction_by_url(created.url).id == created.id

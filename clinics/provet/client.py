@@ -5,6 +5,11 @@ logged with its method, path, status, duration and correlation id; never a secre
 string (it can hold a client's name or email). GETs are retried on connection errors, 5xx and 429
 with bounded backoff that honours Retry-After; POST and DELETE never are, because Provet may have
 acted on a request whose answer was lost.
+
+Requests go only to the practice's own installation: its token endpoint, and its API on the same
+scheme, host and port and under its API path (one Provet host serves many installations). An
+address elsewhere in an answer (`next`, a postransaction URL) is refused before anything is sent,
+so the credentials never leave.
 """
 
 import datetime as dt
@@ -23,6 +28,7 @@ from clinics.provet.auth import OAUTH2, Connection, tokens
 from clinics.provet.errors import (
     ProvetAuthError,
     ProvetError,
+    ProvetForeignURL,
     ProvetNotFound,
     ProvetPermissionError,
     ProvetRateLimited,
@@ -255,6 +261,16 @@ class ProvetClient:
             raise error
 
     def _send(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, str]:
+        target = httpx.URL(url)
+        if not self._is_ours(target):
+            # Neither the query string nor any user info: they can hold personal data.
+            shown = f"{target.scheme}://{target.netloc.decode('ascii')}{target.path}"
+            logger.warning("provet %s %s refused: outside this installation", method, shown)
+            raise ProvetForeignURL(
+                f"Provet answered with an address outside this installation ({shown}): "
+                "not followed.",
+                request_sent=False,
+            )
         correlation_id = uuid.uuid4().hex
         kwargs["headers"] = {**kwargs.get("headers", {}), "X-Correlation-Id": correlation_id}
         path = urlsplit(url).path
@@ -291,6 +307,19 @@ class ProvetClient:
             correlation_id,
         )
         return response, correlation_id
+
+    def _is_ours(self, url: httpx.URL) -> bool:
+        """Whether the credentials may go to `url`: the installation's token endpoint or API."""
+        if url == httpx.URL(self.connection.token_url):
+            return True
+        api = httpx.URL(self.connection.api_base)
+        return (
+            (url.scheme, url.userinfo, url.host, url.port)
+            == (api.scheme, api.userinfo, api.host, api.port)
+            and url.path.startswith(api.path)
+            # httpx resolves a literal `..` but not an encoded `%2e%2e`, which a server may.
+            and ".." not in url.path.split("/")
+        )
 
     def _authorization(self) -> tuple[str, str]:
         connection = self.connection

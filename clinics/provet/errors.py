@@ -68,6 +68,11 @@ class ProvetRateLimited(ProvetError):
         self.retry_after = retry_after
 
 
+class ProvetForeignURL(ProvetError):
+    """An answer pointed outside the practice's installation: the request was never sent, so
+    the credentials never went there. Asking again can't help."""
+
+
 class ProvetUnavailable(ProvetError):
     """5xx, a timeout or a connection that failed or dropped."""
 
