@@ -63,7 +63,7 @@ from clinics.provet import client as provet_client  # noqa: E402
 from clinics.provet.auth import tokens  # noqa: E402
 from clinics.provet.in_process import wsgi_transport  # noqa: E402
 from clinics.sync import sync_departments  # noqa: E402
-from paylinks import polling  # noqa: E402
+from paylinks import cadence, polling  # noqa: E402
 from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus  # noqa: E402
 from sandbox import clock, control, links, ratelimit, webhooks  # noqa: E402
 from sandbox import models as provet  # noqa: E402
@@ -268,7 +268,7 @@ def seed_links(practice: Practice, plans: list[Plan], start: dt.datetime) -> lis
         # As `polling.schedule` does when a link is made; a link sent in the past has been
         # looked at on its schedule until now.
         link.checked_at = start if plan.sent < dt.timedelta(0) else None
-        link.next_check_at = polling.next_check_at(link, max(start, link.created_at))
+        link.next_check_at = cadence.next_check_at(link, max(start, link.created_at))
     PaymentLink.objects.bulk_update(links, ["created_at", "checked_at", "next_check_at"])
     return links
 

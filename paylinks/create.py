@@ -3,6 +3,12 @@
 DESIGN.md "A link's life", steps 1 and 2: the link is written in `creating` with its key, then
 posted; Provet's answer makes it `active`. An answer lost after the request left (timeout,
 dropped connection, 5xx) makes it `unknown`, and the reconciler decides what happened.
+
+Never more asked than is due: the reservation locks the invoice row and checks, in the same
+transaction, that the invoice's payable links and the new one together ask for no more than its
+due sum. A link made in place of another ("Send again", "Replace") is reserved under a lock on
+the old link, one per old link (a unique constraint backs it), and is posted only once Provet
+has confirmed that the old one is cancelled.
 """
 
 from dataclasses import dataclass
@@ -20,9 +26,9 @@ from clinics.provet import (
     ProvetValidationError,
 )
 from clinics.sync import explain
-from paylinks.models import Invoice, LinkEvent, PaymentLink, Prepayment, Tokenize
-from paylinks.polling import schedule
+from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus, Prepayment, Tokenize
 from paylinks.reconcile import reconcile_link
+from paylinks.refresh import CannotCancel, cancel_link
 
 # Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
 PAYMENT_TYPE_PROVET_PAY = 5003
@@ -82,19 +88,38 @@ class LinkNotCreated(Exception):
         self.field_errors = field_errors or {}
 
 
+class AlreadyReplaced(Exception):
+    """Someone already made a link in this one's place: that one is the link to use."""
+
+    def __init__(self, replacement: PaymentLink):
+        super().__init__(f"already replaced by {replacement.code}")
+        self.replacement = replacement
+
+
 def create_link(draft: LinkDraft) -> PaymentLink:
-    """Create the link once; the same key again returns the same link without calling Provet."""
-    existing = _made_with(draft)
+    """Create the link once; the same key again returns the same link without calling Provet.
+
+    Raises LinkNotCreated (nothing was made), or AlreadyReplaced when `draft.replaces` has a
+    replacement already."""
+    existing = made_with(draft.idempotency_key, draft.practice, draft.created_by)
     if existing is not None:
         return existing
     try:
-        link = _reserve(draft)
+        link, reserved = _reserve(draft)
     except IntegrityError:
-        # Another request with the same key (a double click, a second tab) got there first.
-        existing = _made_with(draft)
-        if existing is None:
+        # Another request with the same key (a double click, a second tab), or another
+        # replacement of the same link, got there first (the constraints behind the locks).
+        existing = made_with(draft.idempotency_key, draft.practice, draft.created_by)
+        if existing is not None:
+            return existing
+        replacement = draft.replaces.live_replacement() if draft.replaces else None
+        if replacement is None:
             raise
-        return existing
+        raise AlreadyReplaced(replacement) from None
+    if not reserved:
+        return link
+    if draft.replaces is not None:
+        _cancel_replaced(draft, link)
 
     try:
         with draft.practice.provet_client() as client:
@@ -136,7 +161,6 @@ def create_link(draft: LinkDraft) -> PaymentLink:
         kind=LinkEvent.Kind.CREATED,
         message=_created_message(link),
     )
-    schedule(link)
     _note_replacement(draft, link)
     return link
 
@@ -151,15 +175,45 @@ def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
         )
 
 
-def _made_with(draft: LinkDraft) -> PaymentLink | None:
+def made_with(key: str, practice: Practice, user) -> PaymentLink | None:
     """The link this person already made with this key. A key someone else used is refused:
     it must never hand over, or act on, another person's or practice's link."""
-    existing = PaymentLink.objects.filter(idempotency_key=draft.idempotency_key).first()
+    existing = PaymentLink.objects.filter(idempotency_key=key).first()
     if existing is None:
         return None
-    if existing.practice_id != draft.practice.pk or existing.created_by_id != draft.created_by.pk:
+    if existing.practice_id != practice.pk or existing.created_by_id != user.pk:
         raise LinkNotCreated("This form has expired: reload the page and try again.")
     return existing
+
+
+def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> None:
+    """Before the replacement is posted, the link it replaces must be unpayable in Provet.
+
+    When Provet doesn't confirm the cancel, nothing new is made: the reservation goes, the old
+    link keeps what Provet last said, and its timeline says why. Raises LinkNotCreated."""
+    old = draft.replaces
+    assert old is not None
+    old.refresh_from_db()
+    if not old.is_open or old.postransaction_id is None:
+        return  # expired, failed or cancelled already: nothing can be paid with it
+    try:
+        cancel_link(old, user=draft.created_by, message="Cancelled to be replaced by a new link")
+    except CannotCancel as refusal:
+        _discard(link)
+        raise LinkNotCreated(f"No new link was made: {refusal}") from refusal
+    except ProvetError as error:
+        _discard(link)
+        old.event(
+            LinkEvent.Kind.ERROR,
+            LinkEvent.Source.USER,
+            draft.created_by,
+            message=f"Not replaced: Provet did not confirm the cancel ({explain(error)}).",
+        )
+        raise LinkNotCreated(
+            "No new link was made: Provet Cloud did not confirm that the old link is cancelled, "
+            "so the client may still pay it. Try again in a moment. "
+            f"({explain(error)})"
+        ) from error
 
 
 def provet_body(draft: LinkDraft, link: PaymentLink, url_for) -> dict:
@@ -206,7 +260,19 @@ def map_field_errors(flat: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 @transaction.atomic
-def _reserve(draft: LinkDraft) -> PaymentLink:
+def _reserve(draft: LinkDraft) -> tuple[PaymentLink, bool]:
+    """Write the link in `creating`, or find the one this key already made (then False).
+
+    The locks make requests for one invoice, and replacements of one link, take turns: what
+    each checks here still holds when it writes. Raises LinkNotCreated or AlreadyReplaced."""
+    invoice = _lock_invoice(draft.invoice) if draft.invoice is not None else None
+    if draft.replaces is not None:
+        _check_replaceable(_lock_link(draft.replaces))
+    existing = made_with(draft.idempotency_key, draft.practice, draft.created_by)
+    if existing is not None:
+        return existing, False
+    if invoice is not None:
+        _check_not_above_due(invoice, draft)
     prepayment = None
     if draft.invoice is None:
         assert draft.client_provet_id is not None, "a prepayment is for a client"
@@ -218,7 +284,7 @@ def _reserve(draft: LinkDraft) -> PaymentLink:
             description=draft.prepayment_description,
         )
     consent = draft.consent and draft.tokenize == Tokenize.YES
-    return PaymentLink.objects.create(
+    link = PaymentLink.objects.create(
         practice=draft.practice,
         invoice=draft.invoice,
         prepayment=prepayment,
@@ -240,6 +306,48 @@ def _reserve(draft: LinkDraft) -> PaymentLink:
         idempotency_key=draft.idempotency_key,
         replaces=draft.replaces,
     )
+    return link, True
+
+
+def _lock_invoice(invoice: Invoice) -> Invoice:
+    """The invoice row, locked until the reservation commits: one reservation at a time."""
+    return Invoice.objects.select_for_update().get(pk=invoice.pk)
+
+
+def _lock_link(link: PaymentLink) -> PaymentLink:
+    return PaymentLink.objects.select_for_update().get(pk=link.pk)
+
+
+def _check_replaceable(old: PaymentLink) -> None:
+    replacement = old.live_replacement()
+    if replacement is not None:
+        raise AlreadyReplaced(replacement)
+    if old.state in (PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN):
+        raise LinkNotCreated("Wait until PayLinks knows whether the old link exists.")
+    if old.payment_status == PaymentStatus.ACCEPTED:
+        raise LinkNotCreated("The client has already paid the old link.")
+
+
+def _check_not_above_due(invoice: Invoice, draft: LinkDraft) -> None:
+    """Under the invoice's lock: the payable links, this one included, ask for no more than
+    is due. A split bill passes; a second full link does not."""
+    free = invoice.free_amount(replacing=draft.replaces)
+    if draft.amount <= free:
+        return
+    currency = draft.practice.currency
+    asked = invoice.asked_for(excluding=draft.replaces)
+    if asked:
+        message = (
+            f"Links waiting for payment already ask for {asked} of the {invoice.due_sum} "
+            f"{currency} due, so at most {free} {currency} is free. Ask for less, or replace "
+            "the waiting link."
+        )
+    else:
+        message = (
+            f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask for "
+            "more."
+        )
+    raise LinkNotCreated(message, {"amount": [message]})
 
 
 def _discard(link: PaymentLink) -> None:
@@ -255,4 +363,6 @@ def _created_message(link: PaymentLink) -> str:
     parts = [f"{link.amount} {link.currency}", link.get_delivery_method_display()]
     if link.consent_recorded_at:
         parts.append("client consented to saving the card")
+    if link.replaces is not None:
+        parts.append(f"in place of the link for {link.replaces.amount} {link.currency}")
     return ", ".join(parts)

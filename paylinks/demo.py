@@ -52,6 +52,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinics.models import Department, Membership, Practice
+from paylinks.cadence import next_check_at
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -61,7 +62,6 @@ from paylinks.models import (
     PaymentLink,
     PaymentStatus,
 )
-from paylinks.polling import next_check_at
 
 DEMO_SEED = 2025
 # Provet numbers the demo's invoices from here, above the sandbox's seeded ones (10001...).

@@ -4,6 +4,7 @@ import re
 import secrets
 from decimal import Decimal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from django import forms
@@ -11,7 +12,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from clinics.models import MAX_LINK_MINUTES, MIN_LINK_MINUTES, Department, Practice
-from paylinks.models import DeliveryMethod, Invoice, InvoiceStatus, RecurringModel, Tokenize
+from paylinks.models import (
+    DeliveryMethod,
+    Invoice,
+    InvoiceStatus,
+    PaymentLink,
+    RecurringModel,
+    Tokenize,
+)
 
 DURATIONS = [
     ("60", "1 hour"),
@@ -21,6 +29,15 @@ DURATIONS = [
     ("custom", "Custom"),
 ]
 FORM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+# What an amount may look like: digits, then at most one decimal separator, a comma or a point.
+AMOUNT = re.compile(r"^[0-9]*(?:[.,][0-9]*)?$")
+MAX_WHOLE_DIGITS = 10
+# Numbers a text message can reach. Where a country's numbering can't tell a mobile number
+# from a landline, phonenumbers says "fixed line or mobile", and PayLinks gives it the benefit.
+SMS_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+}
 
 
 def new_form_token() -> str:
@@ -35,31 +52,64 @@ def e164(raw: str, country: str) -> str:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
-        hint = (
-            phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-            if example
-            else "+358 40 1234567"
+        raise ValidationError(
+            f"This is not a valid phone number. Write it like {_mobile_example(country)}."
         )
-        raise ValidationError(f"This is not a valid phone number. Write it like {hint}.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def can_take_sms(raw: str, country: str) -> bool:
+    """Whether a text message can reach this number: a valid mobile number."""
+    try:
+        number = phonenumbers.parse(raw, country)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in SMS_TYPES
+
+
+def _mobile_example(country: str) -> str:
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        return "+358 40 1234567"
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+class AmountField(forms.CharField):
+    """Money as typed at a desk: `12,50`, `12.50` and `12.5` are all 12.50.
+
+    A text field, not `type=number`: browsers read a decimal comma in their own ways (one
+    turned `12,50` into 1250). Anything that could mean two things gets a message instead."""
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        return {**attrs, "inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"}
+
+    def to_python(self, value) -> Decimal | None:  # type: ignore[override]
+        text = (super().to_python(value) or "").strip()
+        if not text:
+            return None
+        if text.startswith("-"):
+            raise ValidationError("The amount must be more than zero.")
+        separators = sum(text.count(mark) for mark in ".,")
+        if separators > 1:
+            raise ValidationError(
+                "Use one decimal separator and no thousands separators, e.g. 1250,50 or 1250.50."
+            )
+        if not AMOUNT.match(text) or not any(c.isdigit() for c in text):
+            raise ValidationError("Enter the amount as a number, e.g. 120,50 or 120.50.")
+        whole, _, decimals = text.replace(",", ".").partition(".")
+        if len(decimals) > 2:
+            raise ValidationError("Use at most two decimals, e.g. 120,50.")
+        if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+            raise ValidationError("That amount is too large.")
+        amount = Decimal(f"{whole or '0'}.{decimals or '0'}").quantize(Decimal("0.01"))
+        if amount <= 0:
+            raise ValidationError("The amount must be more than zero.")
+        return amount
+
+
 class LinkForm(forms.Form):
-    amount = forms.DecimalField(
-        label="Amount",
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        error_messages={
-            "required": "Enter the amount to charge.",
-            "invalid": "Enter the amount as a number, e.g. 120.50.",
-            "min_value": "The amount must be more than zero.",
-            "max_decimal_places": "Use at most two decimals, e.g. 120.50.",
-            "max_digits": "That amount is too large.",
-            "max_whole_digits": "That amount is too large.",
-        },
-    )
+    amount = AmountField(label="Amount", error_messages={"required": "Enter the amount to charge."})
     delivery_method = forms.TypedChoiceField(
         label="Send the link",
         coerce=int,
@@ -144,7 +194,15 @@ class LinkForm(forms.Form):
         ].help_text = f"Numbers without a country code are read as {practice.country} numbers."
         for name in ("email", "phone"):
             self.fields[name].widget.attrs["autocomplete"] = "off"
-        self.fields["amount"].widget.attrs.update(inputmode="decimal", step="0.01")
+
+    def amount_to_charge(self) -> Decimal | None:
+        """The amount as the form reads it, shown beside the button before it is pressed."""
+        if not self.is_bound:
+            return self.initial.get("amount")
+        try:
+            return self.fields["amount"].clean(self.data.get(self.add_prefix("amount"), ""))
+        except ValidationError:
+            return None
 
     def clean_form_token(self) -> str:
         token = self.cleaned_data["form_token"]
@@ -189,13 +247,21 @@ class LinkForm(forms.Form):
             return
         method = DeliveryMethod(method)
         if method.needs_phone:
+            phone = cleaned.get("phone")
             if self.no_sms:
                 self.add_error(
                     "delivery_method",
                     "This client has asked not to get text messages: choose email or don't send.",
                 )
-            elif not cleaned.get("phone") and "phone" not in self.errors:
+            elif not phone and "phone" not in self.errors:
                 self.add_error("phone", "Enter the mobile number the SMS goes to.")
+            elif phone and not can_take_sms(phone, self.practice.country):
+                self.add_error(
+                    "phone",
+                    "This is not a mobile number, so a text message can't reach it. Enter a "
+                    f"mobile number (like {_mobile_example(self.practice.country)}), or choose "
+                    "email or don't send.",
+                )
         if method.needs_email:
             if self.no_email:
                 self.add_error(
@@ -225,8 +291,19 @@ class LinkForm(forms.Form):
 
 
 class InvoiceLinkForm(LinkForm):
-    confirm_another = forms.BooleanField(
-        label="Yes, make another link for this invoice", required=False
+    """A link for an invoice: for what is still free, or in place of a link waiting for payment.
+
+    "Free" is the due sum less what the invoice's payable links ask for. A full new link while
+    one is waiting is the explicit "Replace", which cancels the old link first."""
+
+    replace = forms.ChoiceField(
+        label="This link is",
+        required=False,
+        widget=forms.RadioSelect,
+        error_messages={
+            "invalid_choice": "That link is no longer waiting for payment: look at the "
+            "invoice's links above and choose again."
+        },
     )
 
     def __init__(self, *args, invoice: Invoice, **kwargs):
@@ -234,6 +311,39 @@ class InvoiceLinkForm(LinkForm):
             *args, no_sms=invoice.client_no_sms, no_email=invoice.client_no_email, **kwargs
         )
         self.invoice = invoice
+        self.payable = list(invoice.open_links().order_by("created_at"))
+        self.free = invoice.free_amount()
+        self.asked = sum((link.amount for link in self.payable), Decimal("0"))
+        currency = self.practice.currency
+        self.fields["replace"].choices = [  # type: ignore[attr-defined]
+            ("", f"A new link for what is still free ({self.free} {currency})"),
+            *[(str(link.code), self._replace_label(link)) for link in self.payable],
+        ]
+
+    def _replace_label(self, link: PaymentLink) -> str:
+        made = link.created_at.astimezone(ZoneInfo(self.practice.timezone))
+        return (
+            f"In place of the link for {link.amount} {link.currency} made {made:%-d %b %H:%M} "
+            "(it is cancelled first)"
+        )
+
+    def initial_amount(self) -> Decimal | None:
+        """What the form starts with: what is free, or all that is due if a link must go."""
+        if self.free > 0:
+            return self.free
+        return self.invoice.due_sum if self.invoice.due_sum > 0 else None
+
+    def initial_replace(self) -> str:
+        """Nothing free and one link waiting: replacing it is the likely wish."""
+        if self.free <= 0 and len(self.payable) == 1:
+            return str(self.payable[0].code)
+        return ""
+
+    def clean_replace(self) -> PaymentLink | None:
+        code = self.cleaned_data["replace"]
+        if not code:
+            return None
+        return next(link for link in self.payable if str(link.code) == code)
 
     @staticmethod
     def invoice_problem(invoice: Invoice) -> str:
@@ -259,18 +369,25 @@ class InvoiceLinkForm(LinkForm):
         problem = self.invoice_problem(invoice)
         if problem:
             raise ValidationError(problem)
+        # A hint at the field; paylinks/create.py checks it again under the invoice's lock.
         amount = cleaned.get("amount")
-        if amount is not None and amount > invoice.due_sum:
+        replacing = cleaned.get("replace")
+        free = invoice.free_amount(replacing=replacing)
+        currency = self.practice.currency
+        if amount is None or amount <= free:
+            return cleaned
+        if amount > invoice.due_sum:
             self.add_error(
                 "amount",
-                f"Only {invoice.due_sum} {self.practice.currency} is due on this invoice; "
-                "the link can't ask for more.",
+                f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask "
+                "for more.",
             )
-        if invoice.open_links().exists() and not cleaned.get("confirm_another"):
+        else:
             self.add_error(
-                "confirm_another",
-                "This invoice already has a link waiting for payment. Tick to make another "
-                "one anyway, or use 'Send again' on the existing link.",
+                "amount",
+                f"Links waiting for payment already ask for {invoice.due_sum - free} of the "
+                f"{invoice.due_sum} {currency} due, so at most {free} {currency} is free. Ask "
+                "for less, or choose to replace the waiting link.",
             )
         return cleaned
 

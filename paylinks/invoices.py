@@ -11,7 +11,6 @@ from clinics.provet import ProvetClient, ProvetNotFound
 from clinics.provet import types as provet
 from clinics.sync import sync_departments
 from paylinks.models import Invoice, LinkEvent, PaymentLink
-from paylinks.polling import schedule
 
 SEARCH_LIMIT = 20
 _NUMBER = re.compile(r"^\s*[A-Za-z#-]*\s*(\d+)\s*$")
@@ -147,17 +146,22 @@ def _import_links(
     """Links made in Provet itself (or by another tool) appear beside PayLinks' own.
 
     While one of our own attempts has an unknown outcome, nothing is imported: the reconciler
-    must first decide whether a postransaction is that attempt's.
+    must first decide whether a postransaction is that attempt's. Once it has left the choice
+    to a person (needs review), everything but the candidates is imported, so the invoice's
+    other real links are seen, and count, meanwhile.
     """
-    if invoice.links.filter(
+    undecided = invoice.links.filter(
         state__in=[PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN]
-    ).exists():
+    )
+    if undecided.filter(needs_review=False).exists():
         return
     known = set(
         PaymentLink.objects.filter(practice=practice, postransaction_id__isnull=False).values_list(
             "postransaction_id", flat=True
         )
     )
+    for candidates in undecided.values_list("review_candidates", flat=True):
+        known.update(candidates)
     for url in remote.postransactions:
         if provet.id_from_url(url) in known:
             continue
@@ -186,7 +190,6 @@ def _import_links(
                     kind=LinkEvent.Kind.RECONCILED,
                     message="Found on the invoice in Provet (made outside PayLinks)",
                 )
-                schedule(link)
         except IntegrityError:
             continue  # imported meanwhile by another request
 

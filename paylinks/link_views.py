@@ -5,7 +5,7 @@ import datetime as dt
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 from clinics.provet import ProvetError
 from clinics.sync import explain
 from paylinks.access import links_for
-from paylinks.create import LinkNotCreated
+from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
 from paylinks.models import LinkEvent, PaymentLink
-from paylinks.refresh import CannotCancel, cancel_link, check_now
-from paylinks.reissue import reissue_link
+from paylinks.refresh import CannotCancel, PracticePaused, cancel_link, check_now
+from paylinks.reissue import send_again
 from paylinks.tasks import request_refresh
 
 
@@ -55,6 +55,8 @@ def link_check(request: HttpRequest, code) -> HttpResponse:
     link = _get_link_for_user(request, code)
     try:
         asked = check_now(link, user=request.user)
+    except PracticePaused as paused:
+        messages.info(request, str(paused))
     except ProvetError as error:
         messages.error(request, explain(error))
     else:
@@ -81,28 +83,42 @@ def link_cancel(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def link_reissue(request: HttpRequest, code) -> HttpResponse:
+    """Send again: one new link per link, whoever presses first. From the follow-up queue,
+    the person stays in the queue; elsewhere they are taken to the new link."""
     link = _get_link_for_user(request, code)
     token = request.POST.get("form_token", "")
     if not FORM_TOKEN.match(token):
         messages.error(request, "This page has expired: reload it and try again.")
         return redirect("paylinks:link", code=link.code)
     try:
-        new = reissue_link(link, user=request.user, idempotency_key=token)
+        new = send_again(link, user=request.user, idempotency_key=token)
+    except AlreadyReplaced as done:
+        new = done.replacement
+        who = new.created_by.get_full_name() or new.created_by.username if new.created_by else ""
+        messages.info(
+            request,
+            f"This link was already sent again{f' by {who}' if who else ''} "
+            f"at {timezone.localtime(new.created_at):%H:%M}: this is the new link.",
+        )
+        return HttpResponseRedirect(_next_or(request, new))
     except LinkNotCreated as refused:
-        details = [m for ms in refused.field_errors.values() for m in ms]
+        details = [m for ms in refused.field_errors.values() for m in ms if m != refused.message]
         messages.error(request, " ".join([refused.message, *details]))
-        return redirect(_next_or(request, link))
+        return HttpResponseRedirect(_next_or(request, link))
     except ProvetError as error:
         messages.error(request, f"No new link was made: {explain(error)}")
-        return redirect(_next_or(request, link))
+        return HttpResponseRedirect(_next_or(request, link))
     messages.success(request, f"A new link for {new.amount} {new.currency} was made.")
-    return redirect("paylinks:link", code=new.code)
+    return HttpResponseRedirect(_next_or(request, new))
 
 
 def _next_or(request: HttpRequest, link: PaymentLink) -> str:
-    """Back where the action was taken (the follow-up queue), if that is one of our pages."""
+    """Back where the action was taken (the follow-up queue), if that is one of our pages;
+    otherwise the page of `link`."""
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
+    ):
         return target
     return reverse("paylinks:link", kwargs={"code": link.code})
 
@@ -121,7 +137,7 @@ def _context(link: PaymentLink) -> dict:
         "practice": link.practice,
         "qr": qr,
         "events": link.events.select_related("user"),
-        "replacement": link.replacements.order_by("-created_at").first(),
+        "replacement": link.live_replacement(),
         "reissue_token": new_form_token(),
         "poll": not link.is_final_for_display,
         "now": timezone.now(),

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clinics.models import Department, Practice
 from clinics.provet.types import PosTransaction
+from paylinks.cadence import next_check_at
 
 
 class InvoiceStatus(models.IntegerChoices):
@@ -132,6 +133,23 @@ class Invoice(models.Model):
     def open_links(self) -> models.QuerySet["PaymentLink"]:
         return self.links.filter(PaymentLink.open_q())
 
+    def asked_for(self, *, excluding: "PaymentLink | None" = None) -> Decimal:
+        """What the invoice's payable links ask for together, links imported from Provet too."""
+        links = self.open_links()
+        if excluding is not None:
+            links = links.exclude(pk=excluding.pk)
+        total = links.aggregate(total=models.Sum("amount"))["total"] or Decimal("0")
+        return Decimal(total).quantize(Decimal("0.01"))  # SQLite sums with float noise
+
+    def free_amount(self, *, replacing: "PaymentLink | None" = None) -> Decimal:
+        """What a new link may still ask for: the due sum less what payable links ask for.
+
+        A link being replaced doesn't count: it is cancelled in Provet before its replacement
+        is posted. The guarantee is `paylinks.create._reserve`, which calls this with the
+        invoice row locked; anywhere else it is only a hint for the form.
+        """
+        return max(self.due_sum - self.asked_for(excluding=replacing), Decimal("0"))
+
 
 class Prepayment(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="prepayments")
@@ -146,10 +164,12 @@ class Prepayment(models.Model):
 
 
 class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
+    def live(self) -> "PaymentLinkQuerySet":
+        """Every link but attempts Provet never made: what counts as a replacement."""
+        return self.exclude(state=PaymentLink.State.FAILED)
+
     def with_replaced(self) -> "PaymentLinkQuerySet":
-        later = PaymentLink.objects.filter(replaces=models.OuterRef("pk")).exclude(
-            state=PaymentLink.State.FAILED
-        )
+        later = PaymentLink.objects.filter(replaces=models.OuterRef("pk")).live()
         return self.annotate(replaced=models.Exists(later))
 
 
@@ -227,6 +247,8 @@ class PaymentLink(models.Model):
     imported = models.BooleanField(
         default=False, help_text=_("Made outside PayLinks and found on the invoice in Provet.")
     )
+    # While `needs_review`: the postransactions that could be this link, for a person to choose.
+    review_candidates = models.JSONField(default=list, blank=True)
 
     objects = PaymentLinkQuerySet.as_manager()
 
@@ -243,6 +265,13 @@ class PaymentLink(models.Model):
                 fields=["practice", "postransaction_id"],
                 condition=Q(postransaction_id__isnull=False),
                 name="link_unique_postransaction",
+            ),
+            # "Send again" and "Replace" make one new link per link, however often they are
+            # pressed: a second live replacement can't be written (paylinks/create.py).
+            models.UniqueConstraint(
+                fields=["replaces"],
+                condition=Q(replaces__isnull=False) & ~Q(state="failed"),
+                name="link_one_live_replacement",
             ),
         ]
         indexes = [
@@ -281,7 +310,10 @@ class PaymentLink(models.Model):
 
     @staticmethod
     def open_q() -> Q:
-        """Links that a client may still pay (or that may turn out to exist)."""
+        """Links that a client may still pay (or that may turn out to exist): payable links.
+
+        From the reservation (`creating`, `unknown`) until the link is final or cancelled. An
+        invoice's payable links never ask for more than its due sum (Invoice.free_amount)."""
         return Q(state__in=[PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN]) | Q(
             state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING
         )
@@ -307,7 +339,21 @@ class PaymentLink(models.Model):
         annotated = getattr(self, "replaced", None)
         if annotated is not None:
             return annotated
-        return self.replacements.exclude(state=self.State.FAILED).exists()
+        return self.replacements.live().exists()
+
+    def live_replacement(self) -> "PaymentLink | None":
+        """The link made in this one's place by "Send again" or "Replace", if any."""
+        return self.replacements.live().select_related("created_by").first()
+
+    @property
+    def can_send_again(self) -> bool:
+        """Offer "Send again": Provet made it, nobody paid, cancelled or replaced it."""
+        return (
+            self.state in (self.State.ACTIVE, self.State.CLOSED)
+            and self.payment_status != PaymentStatus.ACCEPTED
+            and not self.cancelled_at
+            and not self.is_replaced
+        )
 
     @property
     def is_final_for_display(self) -> bool:
@@ -403,7 +449,10 @@ class PaymentLink(models.Model):
             old_state = link.state
             link.state = self.State.ACTIVE
             link.last_error = ""
+            link.needs_review = False
+            link.review_candidates = []
             fields = ["postransaction_id", "postransaction_url", "state", "last_error"]
+            fields += ["needs_review", "review_candidates", "next_check_at"]
             info = posted.payment_link
             if info:
                 link.external_id = info.external_id
@@ -418,6 +467,8 @@ class PaymentLink(models.Model):
                 if link.delivery_status is None and info.delivery_status == DeliveryStatus.NOT_SENT:
                     link.delivery_status = info.delivery_status
                     fields.append("delivery_status")
+            # Its first check, in the same transaction: no active link is left without one.
+            link.next_check_at = next_check_at(link, timezone.now())
             link.save(update_fields=fields)
             link.event(kind, source, user, _state(old_state), _state(link.state), message)
             if posted.payment_link:
@@ -503,12 +554,21 @@ class PaymentLink(models.Model):
         return bool(fields)
 
     def mark(
-        self, state: str, *, source: str, message: str, user=None, needs_review: bool = False
+        self,
+        state: str,
+        *,
+        source: str,
+        message: str,
+        user=None,
+        candidates: list[int] | None = None,
     ) -> None:
         """Move an attempt without an answer to `unknown` or `failed`, as an error event.
 
+        `unknown` is handed to the reconciler in the same transaction (a request that dies
+        next can't strand it); with `candidates`, to a person, who chooses among them.
         A link that has meanwhile become active or closed stays so: states only move forward.
         """
+        needs_review = bool(candidates)
         with transaction.atomic():
             link = self._locked()
             if link.state not in (self.State.CREATING, self.State.UNKNOWN) or (
@@ -520,19 +580,33 @@ class PaymentLink(models.Model):
             link.state = state
             link.last_error = message
             link.needs_review = needs_review
-            if state == self.State.FAILED or needs_review:
+            link.review_candidates = candidates or []
+            if state == self.State.UNKNOWN and not needs_review:
+                link.next_check_at = link.next_check_at or timezone.now()
+            else:
                 link.next_check_at = None
-            link.save(update_fields=["state", "last_error", "needs_review", "next_check_at"])
+            link.save(
+                update_fields=[
+                    "state",
+                    "last_error",
+                    "needs_review",
+                    "review_candidates",
+                    "next_check_at",
+                ]
+            )
             link.event(
                 LinkEvent.Kind.ERROR, source, user, _state(old_state), _state(state), message
             )
         self._refresh_from(link)
 
     def record_cancelled(self, *, user, source: str, message: str = "") -> None:
-        """Provet has deleted the postransaction: the link can no longer be paid."""
+        """Provet has deleted the postransaction: the link can no longer be paid.
+
+        A link that is already over (paid, expired, failed) keeps its ending: Provet refuses to
+        delete a completed payment, and "not found" on an ended link says nothing new."""
         with transaction.atomic():
             link = self._locked()
-            if link.cancelled_at:
+            if link.cancelled_at or link.payment_status in PaymentStatus.final():
                 self._refresh_from(link)
                 return
             old_state = link.state

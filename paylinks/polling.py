@@ -30,20 +30,11 @@ from clinics.provet import (
 )
 from clinics.provet import types as provet
 from clinics.sync import explain
+from paylinks.cadence import interval_for, next_check_at
 from paylinks.models import Invoice, LinkEvent, PaymentLink
 
 logger = logging.getLogger(__name__)
 
-# (age of the link up to, check every): most clients pay within minutes of the message.
-INTERVALS = [
-    (dt.timedelta(minutes=10), dt.timedelta(seconds=30)),
-    (dt.timedelta(hours=1), dt.timedelta(minutes=1)),
-    (dt.timedelta(hours=6), dt.timedelta(minutes=5)),
-    (dt.timedelta(days=1), dt.timedelta(minutes=15)),
-]
-OLDEST_INTERVAL = dt.timedelta(hours=1)
-# Provet marks a link expired a moment after its expiration time: look once just after.
-AFTER_EXPIRY = dt.timedelta(seconds=30)
 AUTH_PAUSE = dt.timedelta(minutes=15)
 # Added to the urgency of a link that expired since it was last seen: ahead of routine checks.
 EXPIRED_UNSEEN = 10.0
@@ -58,25 +49,6 @@ FEED_PAGE_SIZE = 50
 FEED_LIMIT = 200  # invoices read per pass; beyond that the per-link checks find the rest
 
 
-def interval_for(age: dt.timedelta) -> dt.timedelta:
-    return next((every for upto, every in INTERVALS if age < upto), OLDEST_INTERVAL)
-
-
-def next_check_at(link: PaymentLink, now: dt.datetime) -> dt.datetime | None:
-    """When the poller should next look at this link, or None when it never needs to."""
-    if link.state != PaymentLink.State.ACTIVE or link.cancelled_at:
-        return None
-    due = now + interval_for(now - link.created_at)
-    if link.expires_at is not None:
-        last_look = link.expires_at + AFTER_EXPIRY
-        if now >= last_look:
-            # The last look has been taken and Provet still says pending: ask once an hour
-            # rather than never, in case Provet's expiry lags.
-            return now + OLDEST_INTERVAL
-        due = min(due, last_look)
-    return due
-
-
 def urgency(link, now: dt.datetime) -> float:
     """How likely the link is to have changed since it was last looked at.
 
@@ -89,12 +61,6 @@ def urgency(link, now: dt.datetime) -> float:
     if link.expires_at is not None and last_look < link.expires_at <= now:
         score += EXPIRED_UNSEEN  # it has expired unseen: its status has changed
     return score
-
-
-def schedule(link: PaymentLink, now: dt.datetime | None = None) -> None:
-    """Put a newly active link on the poller's list."""
-    link.next_check_at = next_check_at(link, now or timezone.now())
-    PaymentLink.objects.filter(pk=link.pk).update(next_check_at=link.next_check_at)
 
 
 @dataclass

@@ -11,10 +11,9 @@ import logging
 
 from django.utils import timezone
 
-from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
+from clinics.provet import ProvetClient, ProvetError
 from clinics.provet.types import PosTransaction, id_from_url
 from paylinks.models import LinkEvent, PaymentLink
-from paylinks.polling import schedule
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +33,8 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     if link.state != PaymentLink.State.UNKNOWN or link.needs_review:
         return
+    link.checked_at = now
+    PaymentLink.objects.filter(pk=link.pk).update(checked_at=now)
     try:
         with link.practice.provet_client() as client:
             matches = _matches(client, link)
@@ -48,15 +49,13 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
             kind=LinkEvent.Kind.RECONCILED,
             message=f"Found in Provet after the lost answer (postransaction {matches[0].id})",
         )
-        schedule(link, now)
-        _retire_replaced(link)
     elif len(matches) > 1:
         ids = ", ".join(str(m.id) for m in matches)
         link.mark(
             PaymentLink.State.UNKNOWN,
             source=LinkEvent.Source.SYSTEM,
             message=f"Several Provet links could be this one (postransactions {ids}).",
-            needs_review=True,
+            candidates=sorted(m.id for m in matches),
         )
     elif now - link.created_at >= GRACE:
         link.mark(
@@ -66,29 +65,6 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
         )
     else:
         _try_again_later(link, now)
-
-
-def _retire_replaced(link: PaymentLink) -> None:
-    """A "send again" whose answer was lost has now been found: the link it replaces must no
-    longer be payable, or the client could pay twice."""
-    old = link.replaces
-    if old is None or not old.is_open or old.postransaction_id is None:
-        return
-    try:
-        with link.practice.provet_client() as client:
-            client.delete_postransaction(old.postransaction_id)
-    except ProvetNotFound:
-        pass  # already gone
-    except ProvetError as error:
-        old.event(
-            LinkEvent.Kind.ERROR,
-            LinkEvent.Source.SYSTEM,
-            message=f"Could not cancel after sending again: {error}",
-        )
-        return
-    old.record_cancelled(
-        user=None, source=LinkEvent.Source.SYSTEM, message="Replaced by a new link"
-    )
 
 
 def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
@@ -122,9 +98,6 @@ def sweep_stuck(now: dt.datetime) -> None:
             source=LinkEvent.Source.SYSTEM,
             message="Creating the link was interrupted; checking whether Provet made it.",
         )
-        PaymentLink.objects.filter(
-            pk=link.pk, state=PaymentLink.State.UNKNOWN, next_check_at__isnull=True
-        ).update(next_check_at=now)
 
 
 def _try_again_later(link: PaymentLink, now: dt.datetime) -> None:

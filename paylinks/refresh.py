@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.db.models import Q
 from django.utils import timezone
 
 from clinics.provet import ProvetNotFound, ProvetValidationError
@@ -16,23 +17,46 @@ class CannotCancel(Exception):
     pass
 
 
+class PracticePaused(Exception):
+    """Provet asked PayLinks to wait (a 429), or refused its credentials: nobody asks it now."""
+
+
 def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> bool:
     """Refresh the link from Provet unless it was checked a moment ago; return whether it asked.
 
-    Raises ProvetError when Provet can't answer.
+    However often it is pressed, in however many tabs and processes, Provet is asked about a
+    link at most once per CHECK_NOW_INTERVAL: the claim is a conditional update of
+    `checked_at`. Raises PracticePaused while the practice waits on Provet, ProvetError when
+    Provet can't answer.
     """
     now = now or timezone.now()
-    if link.checked_at and now - link.checked_at < CHECK_NOW_INTERVAL:
+    paused_until = link.practice.paused_until
+    if paused_until and paused_until > now:
+        raise PracticePaused(
+            f"Provet Cloud asked PayLinks to wait until "
+            f"{timezone.localtime(paused_until):%H:%M:%S}; the link is checked after that."
+        )
+    asks_provet = link.state == PaymentLink.State.UNKNOWN or (
+        link.postransaction_id is not None and not link.cancelled_at
+    )
+    if not asks_provet or not _claim_check(link, now):
         return False
     if link.state == PaymentLink.State.UNKNOWN:
         reconcile_link(link, now)
         return True
-    if link.postransaction_id is None or link.cancelled_at:
-        return False
     changed = read_status(link, source=LinkEvent.Source.USER, user=user, now=now)
     if not changed:
         link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message="No change")
     return True
+
+
+def _claim_check(link: PaymentLink, now: dt.datetime) -> bool:
+    """Only the request whose conditional update lands asks Provet."""
+    recent = Q(checked_at__gt=now - CHECK_NOW_INTERVAL)
+    claimed = PaymentLink.objects.filter(pk=link.pk).exclude(recent).update(checked_at=now)
+    if claimed:
+        link.checked_at = now
+    return bool(claimed)
 
 
 def read_status(link: PaymentLink, *, source: str, user=None, now=None) -> bool:
@@ -49,7 +73,7 @@ def read_status(link: PaymentLink, *, source: str, user=None, now=None) -> bool:
     return link.record_status(posted, source=source, user=user, now=now)
 
 
-def cancel_link(link: PaymentLink, *, user) -> None:
+def cancel_link(link: PaymentLink, *, user, message: str = "Cancelled by staff") -> None:
     """Delete the postransaction in Provet so it can no longer be paid.
 
     Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
@@ -71,7 +95,7 @@ def cancel_link(link: PaymentLink, *, user) -> None:
                 "Provet Cloud would not cancel it: "
                 + "; ".join(m for ms in error.flat_errors().values() for m in ms)
             ) from error
-    link.record_cancelled(user=user, source=LinkEvent.Source.USER, message="Cancelled by staff")
+    link.record_cancelled(user=user, source=LinkEvent.Source.USER, message=message)
 
 
 # While someone watches a link page, its statuses are read from Provet at most this often.
@@ -83,6 +107,8 @@ def refresh_if_stale(link: PaymentLink, now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     if link.is_final_for_display or link.cancelled_at:
         return
+    if link.practice.paused_until and link.practice.paused_until > now:
+        return  # the poller picks it up once Provet lets PayLinks ask again
     if link.checked_at and now - link.checked_at < WATCHED_INTERVAL:
         return
     if link.state == PaymentLink.State.UNKNOWN:

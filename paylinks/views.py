@@ -16,8 +16,8 @@ from django_htmx.middleware import HtmxDetails
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
-from paylinks.create import LinkDraft, LinkNotCreated, create_link
-from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, new_form_token
+from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link
+from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, can_take_sms, new_form_token
 from paylinks.invoices import primary_phone, refresh_invoice, search_clients, search_invoices
 from paylinks.models import DeliveryMethod, Invoice, PaymentLink
 
@@ -75,7 +75,6 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             practice=practice,
             invoice=invoice,
             initial={
-                "amount": invoice.due_sum if invoice.due_sum > 0 else None,
                 "description": f"Payment for invoice {invoice} – {practice.name}",
                 **_form_defaults(
                     practice,
@@ -86,6 +85,7 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
                 ),
             },
         )
+        form.initial.update(amount=form.initial_amount(), replace=form.initial_replace())
     links = invoice.links.select_related("created_by").order_by("-created_at")
     return render(
         request,
@@ -95,7 +95,6 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             "invoice": invoice,
             "links": links,
             "form": form,
-            "has_open_link": invoice.open_links().exists(),
             "problem": InvoiceLinkForm.invoice_problem(invoice) if request.method == "GET" else "",
         },
     )
@@ -216,9 +215,17 @@ def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
         client_provet_id=subject.get("client_id"),
         client_name=subject.get("client_name", ""),
         prepayment_description=data["description"] if invoice is None else "",
+        replaces=data.get("replace"),
     )
     try:
         return create_link(draft)
+    except AlreadyReplaced:
+        form.add_error(
+            "replace",
+            "Someone has just made a link in place of that one: see it in the invoice's links. "
+            "Nothing new was made.",
+        )
+        return None
     except LinkNotCreated as refused:
         for field, errors in refused.field_errors.items():
             for error in errors:
@@ -235,7 +242,8 @@ def _form_defaults(practice, *, email: str, phone: str, no_sms: bool, no_email: 
         "email": "" if no_email else email,
         "phone": "" if no_sms else phone,
         "delivery_method": _default_delivery(
-            can_sms=bool(phone) and not no_sms, can_email=bool(email) and not no_email
+            can_sms=can_take_sms(phone, practice.country) and not no_sms,
+            can_email=bool(email) and not no_email,
         ),
         "return_url": practice.default_return_url,
         **_duration_initial(practice.default_duration_minutes),

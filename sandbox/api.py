@@ -73,6 +73,8 @@ def item(request: HttpRequest, installation: Installation, resource: str, pk: in
             links.delete(row)
         except links.CannotDelete as exc:
             return responses.field_errors({"non_field_errors": [str(exc)]})
+        except links.AlreadyGone:
+            return responses.not_found()
         return HttpResponse(status=204)
     return JsonResponse(kind.serialize(row, _context(request, installation)))
 

@@ -86,10 +86,16 @@ def refresh_due(installation: Installation, now: datetime | None = None) -> None
     )
 
 
+class AlreadyGone(Exception):
+    """Another request deleted it first."""
+
+
 def delete(pt: PosTransaction) -> None:
     refresh_due(pt.installation)
     with transaction.atomic():
-        locked = PosTransaction.objects.select_for_update().get(pk=pt.pk)
+        locked = PosTransaction.objects.select_for_update().filter(pk=pt.pk).first()
+        if locked is None:
+            raise AlreadyGone(f"postransaction {pt.pk}")
         if locked.payment_status == PaymentStatus.ACCEPTED:
             raise CannotDelete("An accepted payment cannot be deleted.")
         locked.delete()

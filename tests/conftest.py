@@ -172,3 +172,36 @@ def invoice_link_body(practice: Practice, amount, department_url: str, invoice_u
         "invoice": invoice_url,
         "payment_link_data": {"duration": 60, "delivery_method": 0},
     }
+
+
+def link_made_in_provet(invoice, amount=None):
+    """A full link someone made in Provet itself, imported as the invoice page imports it.
+
+    PayLinks never makes a second full link for an invoice; Provet's own screens can."""
+    from paylinks.invoices import refresh_invoice
+    from paylinks.models import PaymentLink
+
+    practice = invoice.practice
+    with practice.provet_client() as client:
+        body = invoice_link_body(
+            practice,
+            amount or invoice.due_sum,
+            client.url_for("department", invoice.department.provet_id),
+            client.url_for("invoice", invoice.provet_id),
+        )
+        posted = client.create_postransaction(body)
+    refresh_invoice(practice, invoice.provet_id)
+    return PaymentLink.objects.get(practice=practice, postransaction_id=posted.id)
+
+
+def form_data(page, **changes) -> dict:
+    """A link page's form as the browser would send it, with `changes` typed in."""
+    form = page.context["form"]
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else value
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}

@@ -205,20 +205,92 @@ def test_the_description_is_at_most_255_characters(invoice):
     assert "255 characters" in errors(invoice_form(invoice, description="x" * 256))["description"]
 
 
-def test_a_second_link_for_an_invoice_with_an_open_one_needs_confirmation(invoice, department):
-    PaymentLink.objects.create(
+def waiting_link(invoice, department, amount: str) -> PaymentLink:
+    return PaymentLink.objects.create(
         practice=invoice.practice,
         invoice=invoice,
         department=department,
-        amount=Decimal("120.50"),
+        amount=Decimal(amount),
         currency="EUR",
         duration_minutes=60,
         idempotency_key=new_form_token(),
         state=PaymentLink.State.ACTIVE,
         payment_status=1,
     )
-    assert "already has a link waiting" in errors(invoice_form(invoice))["confirm_another"]
-    assert invoice_form(invoice, confirm_another="on").is_valid()
+
+
+def test_a_second_full_link_for_an_invoice_is_refused_at_the_amount(invoice, department):
+    waiting_link(invoice, department, "120.50")
+    message = errors(invoice_form(invoice))["amount"]
+    assert "already ask for 120.50 of the 120.50 EUR due" in message
+    assert "at most 0.00 EUR is free" in message
+
+
+def test_a_bill_can_be_split_up_to_what_is_still_free(invoice, department):
+    waiting_link(invoice, department, "100.00")
+    form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
+    assert (form.free, form.initial_amount()) == (Decimal("20.50"), Decimal("20.50"))
+    assert invoice_form(invoice, amount="20.50").is_valid()
+    assert "at most 20.50 EUR is free" in errors(invoice_form(invoice, amount="20.51"))["amount"]
+
+
+def test_replacing_the_waiting_link_frees_what_it_asked_for(invoice, department):
+    waiting = waiting_link(invoice, department, "120.50")
+    form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
+    assert form.initial_replace() == str(waiting.code)  # nothing free: replacing is likely
+    form = invoice_form(invoice, replace=str(waiting.code))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["replace"] == waiting
+
+
+def test_a_link_that_is_no_longer_waiting_cannot_be_replaced(invoice, department):
+    waiting = waiting_link(invoice, department, "120.50")
+    PaymentLink.objects.filter(pk=waiting.pk).update(payment_status=5, state="closed")
+    assert (
+        "no longer waiting" in errors(invoice_form(invoice, replace=str(waiting.code)))["replace"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "amount"),
+    [("12,50", "12.50"), ("12.50", "12.50"), ("12.5", "12.50"), ("12,5", "12.50"), (" 12 ", "12")],
+)
+def test_a_decimal_comma_or_point_gives_the_same_amount(invoice, typed, amount):
+    form = invoice_form(invoice, amount=typed)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["amount"] == Decimal(amount)
+    assert form.amount_to_charge() == Decimal(amount)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("1.250,50", "one decimal separator"),
+        ("1,250.50", "one decimal separator"),
+        ("12,505", "at most two decimals"),
+        ("12 50", "as a number"),
+        ("€12", "as a number"),
+        ("١٢", "as a number"),
+        ("1e3", "as a number"),
+        ("99999999999", "too large"),
+    ],
+)
+def test_an_amount_that_could_mean_two_things_gets_a_message(invoice, typed, message):
+    form = invoice_form(invoice, amount=typed)
+    assert message in errors(form)["amount"]
+    assert form.amount_to_charge() is None
+
+
+def test_the_amount_field_is_text_with_a_decimal_keyboard(invoice):
+    html = str(invoice_form(invoice)["amount"])
+    assert 'type="text"' in html and 'inputmode="decimal"' in html
+
+
+def test_sms_needs_a_mobile_number_not_a_landline(invoice):
+    landline = errors(invoice_form(invoice, phone="09 123 4567", delivery_method="3"))
+    assert "not a mobile number" in landline["phone"]
+    assert invoice_form(invoice, phone="09 123 4567", delivery_method="2").is_valid()
+    assert invoice_form(invoice, phone="040 123 4567", delivery_method="3").is_valid()
 
 
 def test_a_tampered_form_token_is_refused(invoice):

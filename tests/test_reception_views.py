@@ -6,7 +6,7 @@ from clinics.models import Membership
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
-from tests.conftest import invoice_link_body, make_user, sandbox_invoice
+from tests.conftest import form_data, invoice_link_body, make_user, sandbox_invoice
 
 
 @pytest.fixture
@@ -18,19 +18,6 @@ def staff(client, receptionist):
 @pytest.fixture
 def provet_invoice(synced_practice):
     return sandbox_invoice(synced_practice)
-
-
-def form_data(page, **changes) -> dict:
-    """The invoice page's form as the browser would send it, with `changes` typed in."""
-    form = page.context["form"]
-    data = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if value is None or value is False:
-            continue
-        data[name] = "on" if value is True else value
-    data.update(changes)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def test_pages_need_a_login(client, db):
@@ -119,17 +106,31 @@ def test_a_double_submit_makes_one_link(staff, provet_invoice):
     assert PosTransaction.objects.filter(invoice_id=provet_invoice.id).count() == 1
 
 
-def test_a_second_link_asks_for_confirmation(staff, provet_invoice):
+def test_a_second_full_link_is_refused_and_replace_is_offered(staff, provet_invoice):
     page = staff.get(f"/invoices/{provet_invoice.id}/")
     staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
+    first = PaymentLink.objects.get()
     page = staff.get(f"/invoices/{provet_invoice.id}/")
-    assert "already has a link waiting" not in page.content.decode()
-    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
-    assert "already has a link waiting" in response.content.decode()
+    assert page.context["form"]["replace"].value() == str(first.code)
+    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page, replace=""))
+    assert "already ask for" in response.context["form"].errors["amount"][0]
     assert PaymentLink.objects.count() == 1
-    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page, confirm_another="on"))
-    assert response.status_code == 302
-    assert PaymentLink.objects.count() == 2
+
+
+def test_replace_cancels_the_waiting_link_before_making_the_new_one(staff, provet_invoice):
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    staff.post(f"/invoices/{provet_invoice.id}/", form_data(page))
+    old = PaymentLink.objects.get()
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    response = staff.post(f"/invoices/{provet_invoice.id}/", form_data(page, phone="040 765 4321"))
+    new = PaymentLink.objects.exclude(pk=old.pk).get()
+    assert response["Location"] == f"/links/{new.code}/"
+    old.refresh_from_db()
+    assert old.cancelled_at is not None and new.replaces == old
+    assert PosTransaction.objects.get(pk=new.postransaction_id).phone == "+358407654321"
+    assert not PosTransaction.objects.filter(pk=old.postransaction_id).exists()
+    assert "in place of the link" in new.events.get(kind="created").message
+    assert old.events.filter(kind="reissued").exists()
 
 
 def test_links_made_in_provet_are_imported_and_shown(staff, provet_invoice, synced_practice):

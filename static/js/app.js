@@ -62,4 +62,29 @@
     });
   }
   document.addEventListener("DOMContentLoaded", toggle);
+
+  // Show the amount a link form will charge, read as the server reads it (paylinks/forms.py
+  // AmountField): 12,50 and 12.50 are both 12.50; anything doubtful shows a dash.
+  function amountOf(text) {
+    text = text.trim();
+    if (!/^[0-9]*([.,][0-9]{0,2})?$/.test(text) || !/[0-9]/.test(text)) return null;
+    var parts = text.replace(",", ".").split(".");
+    var whole = parts[0].replace(/^0+(?=[0-9])/, "") || "0";
+    var cents = ((parts[1] || "") + "00").slice(0, 2);
+    if (whole === "0" && cents === "00") return null;
+    return whole + "." + cents;
+  }
+  function showCharge() {
+    document.querySelectorAll("[data-charge]").forEach(function (line) {
+      var output = line.querySelector("output");
+      var input = document.getElementById(output.getAttribute("for"));
+      if (!input) return;
+      var amount = amountOf(input.value);
+      output.textContent = amount ? amount + " " + line.getAttribute("data-currency") : "—";
+    });
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.name === "amount") showCharge();
+  });
+  document.addEventListener("DOMContentLoaded", showCharge);
 })();
