@@ -7,6 +7,10 @@ matter from Provet and records what still disagrees as open `DriftFinding`s:
 - a paid invoice that still has open links (the client could pay twice);
 - a link whose creation outcome has been unknown for over an hour.
 A finding stays open until a later check no longer sees it.
+
+It also gives each attempt the reconciler marked "not created" one more look: Provet may show a
+postransaction late. One that turned up is adopted, and cancelled again if the invoice's other
+links already ask for all that is due.
 """
 
 import datetime as dt
@@ -21,7 +25,8 @@ from clinics.models import Practice
 from clinics.provet import ProvetError
 from paylinks.invoices import refresh_due_sums
 from paylinks.models import DriftFinding, Invoice, LinkEvent, PaymentLink, PaymentStatus
-from paylinks.refresh import read_status
+from paylinks.reconcile import look_again_at_failed
+from paylinks.refresh import CannotCancel, cancel_link, read_status
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +36,10 @@ ALLOCATION_DELAY = dt.timedelta(minutes=10)
 # Invoices re-read per practice per night, the least recently read first, so a large practice
 # is covered over a few nights without spending its rate limit at once.
 MAX_READS = 150
+# A failed attempt is looked at again once it has been failed for a while (and only once: the
+# look moves `checked_at` past this), if it is no older than a week.
+FAILED_LOOK_AFTER = dt.timedelta(hours=1)
+FAILED_LOOK_WITHIN = dt.timedelta(days=7)
 
 Kind = DriftFinding.Kind
 
@@ -58,10 +67,44 @@ def check_drift(practice: Practice, now: dt.datetime | None = None) -> list[Drif
         # A paid invoice's open links may simply be paid and not yet polled: ask about them.
         for link in _open_links(practice).filter(invoice__due_sum__lte=0):
             read_status(link, source=LinkEvent.Source.SYSTEM, now=now)
+        for link in _failed_not_looked_at_again(practice, now):
+            if look_again_at_failed(link, now):
+                _keep_within_due(link)
     except ProvetError as error:
         # Compare what we have: a stale snapshot can only hide a mismatch for a night.
         logger.warning("drift check %s: could not re-read from Provet: %s", practice, error)
     return _record(practice, find_mismatches(practice, now), now)
+
+
+def _failed_not_looked_at_again(practice: Practice, now: dt.datetime) -> QuerySet[PaymentLink]:
+    return PaymentLink.objects.filter(
+        Q(checked_at__isnull=True) | Q(checked_at__lt=F("created_at") + FAILED_LOOK_AFTER),
+        practice=practice,
+        state=PaymentLink.State.FAILED,
+        postransaction_id__isnull=True,
+        created_at__lte=now - FAILED_LOOK_AFTER,
+        created_at__gte=now - FAILED_LOOK_WITHIN,
+    ).select_related("practice", "department", "invoice", "prepayment")
+
+
+def _keep_within_due(link: PaymentLink) -> None:
+    """A link found late must not make the invoice ask for more than is due: cancel it."""
+    if link.invoice is None or not link.is_open:
+        return
+    invoice = link.invoice
+    invoice.refresh_from_db()
+    if invoice.asked_for() <= invoice.due_sum:
+        return
+    try:
+        cancel_link(
+            link,
+            user=None,
+            source=LinkEvent.Source.SYSTEM,
+            message="Found late; cancelled because the invoice's other links already ask for "
+            "what is due",
+        )
+    except CannotCancel as refusal:
+        link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.SYSTEM, message=str(refusal))
 
 
 def _open_links(practice: Practice) -> QuerySet[PaymentLink]:

@@ -163,10 +163,25 @@ class Prepayment(models.Model):
         return f"Prepayment for {self.client_name}"
 
 
+# A link that ended unpaid this recently is read once more when its invoice's due sum drops.
+LATE_PAYMENT_WINDOW = dt.timedelta(days=2)
+
+
 class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
     def live(self) -> "PaymentLinkQuerySet":
         """Every link but attempts Provet never made: what counts as a replacement."""
         return self.exclude(state=PaymentLink.State.FAILED)
+
+    def recently_closed(self, now: dt.datetime) -> "PaymentLinkQuerySet":
+        """Links that ended unpaid lately (expired, failed, aborted; not cancelled by us): a
+        payment that raced the ending may still show up on them."""
+        return self.filter(
+            state=PaymentLink.State.CLOSED,
+            cancelled_at__isnull=True,
+            payment_status__in=PaymentStatus.final() - {PaymentStatus.ACCEPTED},
+            expires_at__gte=now - LATE_PAYMENT_WINDOW,
+            postransaction_id__isnull=False,
+        )
 
     def with_replaced(self) -> "PaymentLinkQuerySet":
         later = PaymentLink.objects.filter(replaces=models.OuterRef("pk")).live()
@@ -435,13 +450,19 @@ class PaymentLink(models.Model):
         kind: str = "created",
         user=None,
         message: str = "",
+        failed_too: bool = False,
     ) -> None:
-        """Take Provet's postransaction as this link's own (after a POST or a reconciliation)."""
+        """Take Provet's postransaction as this link's own (after a POST or a reconciliation).
+
+        `failed_too`: the nightly second look found what the reconciler had given up on."""
+        waiting = [self.State.CREATING, self.State.UNKNOWN]
+        if failed_too:
+            waiting.append(self.State.FAILED)
         with transaction.atomic():
             link = self._locked()
             # Only an attempt still waiting for its answer can take one (another worker or
             # request may have settled it meanwhile).
-            if link.state not in (self.State.CREATING, self.State.UNKNOWN):
+            if link.state not in waiting or link.postransaction_id is not None:
                 self._refresh_from(link)
                 return
             link.postransaction_id = posted.id

@@ -103,9 +103,11 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     only every hour or so. The snapshot's due sum is updated, so a change is acted on once,
     and the invoice's other open links show as superseded when it reaches zero.
     """
-    if not PaymentLink.objects.filter(
-        practice=practice, state=PaymentLink.State.ACTIVE, invoice__isnull=False
-    ).exists():
+    on_invoices = PaymentLink.objects.filter(practice=practice, invoice__isnull=False)
+    if not (
+        on_invoices.filter(state=PaymentLink.State.ACTIVE).exists()
+        or on_invoices.recently_closed(now).exists()
+    ):
         return []
     quiet_key = f"paylinks:feed-paused:{practice.pk}"
     if cache.get(quiet_key):
@@ -135,7 +137,7 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     except ProvetError as error:
         logger.info("invoice changes for %s: %s", practice, error)
     by_id = {change.id: change for change in remote}
-    changed = []
+    changed, dropped = [], []
     for invoice in Invoice.objects.filter(practice=practice, provet_id__in=by_id):
         fresh = by_id[invoice.provet_id]
         if (fresh.due_sum, fresh.status) == (invoice.due_sum, invoice.status):
@@ -151,10 +153,14 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
             fetched_at=now,
         ):
             changed.append(invoice.pk)
+            if fresh.due_sum < invoice.due_sum:
+                dropped.append(invoice.pk)
     if not changed:
         return []
-    links = PaymentLink.objects.filter(
-        practice=practice, state=PaymentLink.State.ACTIVE, invoice__in=changed
+    links = PaymentLink.objects.filter(practice=practice).filter(
+        Q(state=PaymentLink.State.ACTIVE, invoice__in=changed)
+        # Money arrived: it may be a payment that raced a link's ending.
+        | Q(pk__in=PaymentLink.objects.filter(invoice__in=dropped).recently_closed(now))
     )
     links.update(next_check_at=now)
     return list(links.select_related("practice"))

@@ -2,8 +2,9 @@
 
 Provet may have made the postransaction anyway. The reconciler reads what Provet has (the
 invoice's postransactions, or the newest ones for a prepayment) and adopts the one that matches:
-same amount and department, made after the attempt, not already some other link's. None after a
-grace period: the attempt failed and may be made again. Several: a person must decide.
+same amount and department, made after the attempt, not already some other link's, and for a
+prepayment, for the same client. None after a grace period: the attempt failed and may be made
+again. Several, or a prepayment link whose client Provet doesn't tell: a person decides.
 """
 
 import datetime as dt
@@ -11,7 +12,7 @@ import logging
 
 from django.utils import timezone
 
-from clinics.provet import ProvetClient, ProvetError
+from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
 from clinics.provet.types import PosTransaction, id_from_url
 from paylinks.models import LinkEvent, PaymentLink
 
@@ -37,25 +38,30 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
     PaymentLink.objects.filter(pk=link.pk).update(checked_at=now)
     try:
         with link.practice.provet_client() as client:
-            matches = _matches(client, link)
+            sure, unsure = _matches(client, link)
     except ProvetError as error:
         logger.warning("reconcile link %s: %s", link.code, error)
         _try_again_later(link, now)
         return
-    if len(matches) == 1:
+    if len(sure) == 1:
         link.adopt(
-            matches[0],
+            sure[0],
             source=LinkEvent.Source.SYSTEM,
             kind=LinkEvent.Kind.RECONCILED,
-            message=f"Found in Provet after the lost answer (postransaction {matches[0].id})",
+            message=f"Found in Provet after the lost answer (postransaction {sure[0].id})",
         )
-    elif len(matches) > 1:
-        ids = ", ".join(str(m.id) for m in matches)
+    elif sure or unsure:
+        ids = ", ".join(str(m.id) for m in sure or unsure)
+        reason = (
+            "Several Provet links could be this one"
+            if len(sure or unsure) > 1
+            else "A Provet link could be this one, but Provet doesn't say which client it is for"
+        )
         link.mark(
             PaymentLink.State.UNKNOWN,
             source=LinkEvent.Source.SYSTEM,
-            message=f"Several Provet links could be this one (postransactions {ids}).",
-            candidates=sorted(m.id for m in matches),
+            message=f"{reason} (postransactions {ids}).",
+            candidates=sorted(m.id for m in sure or unsure),
         )
     elif now - link.created_at >= GRACE:
         link.mark(
@@ -65,6 +71,25 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
         )
     else:
         _try_again_later(link, now)
+
+
+def look_again_at_failed(link: PaymentLink, now: dt.datetime) -> bool:
+    """The nightly second look at an attempt marked failed: adopt its postransaction if it has
+    turned up in Provet since. Answers whether it did. Raises ProvetError."""
+    link.checked_at = now
+    PaymentLink.objects.filter(pk=link.pk).update(checked_at=now)
+    with link.practice.provet_client() as client:
+        sure, _ = _matches(client, link)
+    if len(sure) != 1:
+        return False
+    link.adopt(
+        sure[0],
+        source=LinkEvent.Source.SYSTEM,
+        kind=LinkEvent.Kind.RECONCILED,
+        message=f"Found in Provet after all, on the nightly check (postransaction {sure[0].id})",
+        failed_too=True,
+    )
+    return True
 
 
 def reconcile_unknown_links(now: dt.datetime | None = None) -> int:
@@ -105,14 +130,18 @@ def _try_again_later(link: PaymentLink, now: dt.datetime) -> None:
     link.next_check_at = now + RETRY_AFTER
 
 
-def _matches(client: ProvetClient, link: PaymentLink) -> list[PosTransaction]:
+def _matches(
+    client: ProvetClient, link: PaymentLink
+) -> tuple[list[PosTransaction], list[PosTransaction]]:
+    """The postransactions that could be this link: those sure to be for its invoice or
+    client, and prepayment links whose client Provet can't tell yet."""
     owned = (
         PaymentLink.objects.filter(practice=link.practice, postransaction_id__isnull=False)
         .exclude(pk=link.pk)
         .values_list("postransaction_id", flat=True)
     )
     known = {pk for pk in owned if pk is not None}
-    return [
+    matches = [
         candidate
         for candidate in _candidates(client, link, known)
         if candidate.id not in known
@@ -122,6 +151,30 @@ def _matches(client: ProvetClient, link: PaymentLink) -> list[PosTransaction]:
         and candidate.invoice_id == (link.invoice.provet_id if link.invoice else None)
         and (candidate.created is None or candidate.created >= link.created_at - CLOCK_SKEW)
     ]
+    if link.prepayment is None:
+        return matches, []
+    sure, unsure = [], []
+    for candidate in matches:
+        client_id = _prepayment_client(client, candidate)
+        if client_id == link.prepayment.client_provet_id:
+            sure.append(candidate)
+        elif client_id is None:
+            unsure.append(candidate)
+        # Another client's prepayment link is never this one.
+    return sure, unsure
+
+
+def _prepayment_client(client: ProvetClient, candidate: PosTransaction) -> int | None:
+    """The client a prepayment link is for, as its unallocated payment tells (None: unknown).
+
+    Provet's answer names no client; the unallocated payment that holds the money does."""
+    if not candidate.unallocated_payment_url:
+        return None
+    try:
+        payment = client.get(candidate.unallocated_payment_url)
+    except ProvetNotFound:
+        return None
+    return id_from_url(payment.get("client")) if isinstance(payment, dict) else None
 
 
 def _candidates(client: ProvetClient, link: PaymentLink, known: set[int]) -> list[PosTransaction]:

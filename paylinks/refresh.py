@@ -73,7 +73,13 @@ def read_status(link: PaymentLink, *, source: str, user=None, now=None) -> bool:
     return link.record_status(posted, source=source, user=user, now=now)
 
 
-def cancel_link(link: PaymentLink, *, user, message: str = "Cancelled by staff") -> None:
+def cancel_link(
+    link: PaymentLink,
+    *,
+    user,
+    message: str = "Cancelled by staff",
+    source: str = LinkEvent.Source.USER,
+) -> None:
     """Delete the postransaction in Provet so it can no longer be paid.
 
     Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
@@ -88,14 +94,14 @@ def cancel_link(link: PaymentLink, *, user, message: str = "Cancelled by staff")
         except ProvetValidationError as error:
             # Provet refuses to delete a completed payment: show what really happened.
             posted = client.get_postransaction(link.postransaction_id)
-            link.record_status(posted, source=LinkEvent.Source.USER, user=user)
+            link.record_status(posted, source=source, user=user)
             if link.payment_status == PaymentStatus.ACCEPTED:
                 raise CannotCancel("The client has already paid this link.") from error
             raise CannotCancel(
                 "Provet Cloud would not cancel it: "
                 + "; ".join(m for ms in error.flat_errors().values() for m in ms)
             ) from error
-    link.record_cancelled(user=user, source=LinkEvent.Source.USER, message=message)
+    link.record_cancelled(user=user, source=source, message=message)
 
 
 # While someone watches a link page, its statuses are read from Provet at most this often.

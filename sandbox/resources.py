@@ -15,6 +15,7 @@ from sandbox.models import (
     Department,
     Installation,
     Invoice,
+    Payment,
     PhoneNumber,
     PosTransaction,
     ProvetUser,
@@ -154,6 +155,16 @@ def invoice_json(obj: Invoice, ctx: Context) -> dict:
     }
 
 
+def unallocated_payment_json(obj: Payment, ctx: Context) -> dict:
+    return {
+        "id": obj.pk,
+        "url": ctx.url("unallocatedpayment", obj.pk),
+        "amount": money(obj.amount),
+        "client": ctx.related("client", "client", obj.client),
+        "created": ctx.local_time(obj.created),
+    }
+
+
 def postransaction_json(obj: PosTransaction, ctx: Context) -> dict:
     payment_method = ctx.url("paymentmethod", PAYMENT_METHOD_PROVET_PAY)
     unallocated = obj.unallocated_payment
@@ -285,6 +296,16 @@ RESOURCES: dict[str, Resource] = {
             "created": Field("created", "datetime"),
             "modified": Field("modified", "datetime"),
         },
+    ),
+    # (assumed) The reference names `unallocated_payment` on a prepayment link but not its
+    # fields; the sandbox gives the money's client, as a payment would.
+    "unallocatedpayment": Resource(
+        "unallocatedpayment",
+        lambda inst: Payment.objects.filter(installation=inst, invoice__isnull=True).select_related(
+            "client"
+        ),
+        unallocated_payment_json,
+        _ids(),
     ),
     # Provet documents no filter here; the sandbox accepts id and modified (see PROVET_API.md).
     "postransaction": Resource(

@@ -205,3 +205,33 @@ def form_data(page, **changes) -> dict:
         data[name] = "on" if value is True else value
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
+
+
+def prepayment_draft_for(practice, user, client_id: int, **changes):
+    """What a valid prepayment form hands to create_link."""
+    from decimal import Decimal
+
+    from paylinks.create import LinkDraft
+    from paylinks.forms import new_form_token
+
+    fields = {
+        "practice": practice,
+        "department": practice.departments.filter(allow_nhp_processing=True).first(),
+        "amount": Decimal("80.00"),
+        "delivery_method": 0,
+        "email": "",
+        "phone": "",
+        "description": "Prepayment for surgery",
+        "duration_minutes": 1440,
+        "return_url": "",
+        "tokenize": "",
+        "recurring_model": "",
+        "consent": False,
+        "created_by": user,
+        "idempotency_key": new_form_token(),
+        "client_provet_id": client_id,
+        "client_name": "Client",
+        "prepayment_description": "Prepayment for surgery",
+    }
+    fields.update(changes)
+    return LinkDraft(**fields)

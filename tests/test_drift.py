@@ -10,10 +10,12 @@ from django_q.models import Schedule
 from paylinks import tasks
 from paylinks.create import create_link
 from paylinks.drift import check_drift, open_findings
-from paylinks.models import DriftFinding, PaymentLink, PaymentStatus
+from paylinks.models import DriftFinding, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.reconcile import GRACE, reconcile_link
 from paylinks.refresh import cancel_link
 from sandbox import control
-from tests.conftest import add_fault, draft_for, link_made_in_provet
+from sandbox.models import PosTransaction as ProvetPosTransaction
+from tests.conftest import add_fault, draft_for, invoice_link_body, link_made_in_provet
 
 Kind = DriftFinding.Kind
 
@@ -126,3 +128,57 @@ def test_the_command_prints_the_mismatches(unknown_link, capsys):
     out = capsys.readouterr().out
     assert "1 mismatches" in out
     assert "Outcome unknown for over an hour" in out
+
+
+def failed_attempt(invoice, receptionist) -> PaymentLink:
+    """A create whose answer was lost and that the reconciler found nowhere in Provet."""
+    add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
+    link = create_link(draft_for(invoice, receptionist))
+    reconcile_link(link, now=link.created_at + GRACE + dt.timedelta(seconds=1))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.FAILED
+    return link
+
+
+def made_late_in_provet(link: PaymentLink):
+    """Provet shows the attempt's postransaction after all."""
+    with link.practice.provet_client() as client:
+        return client.create_postransaction(
+            invoice_link_body(
+                link.practice,
+                link.amount,
+                client.url_for("department", link.department.provet_id),
+                client.url_for("invoice", link.invoice.provet_id),
+            )
+        )
+
+
+def test_a_failed_attempt_that_turned_up_in_provet_is_adopted_at_night(invoice, receptionist):
+    link = failed_attempt(invoice, receptionist)
+    posted = made_late_in_provet(link)
+    check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
+    link.refresh_from_db()
+    assert (link.state, link.postransaction_id) == (PaymentLink.State.ACTIVE, posted.id)
+    assert link.next_check_at is not None  # the poller follows it from now on
+    assert "nightly check" in link.events.get(kind=LinkEvent.Kind.RECONCILED).message
+
+
+def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, receptionist):
+    link = failed_attempt(invoice, receptionist)
+    made_again = create_link(draft_for(invoice, receptionist))  # the desk made it again
+    posted = made_late_in_provet(link)
+    check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
+    link.refresh_from_db()
+    assert link.postransaction_id == posted.id and link.cancelled_at is not None
+    assert not ProvetPosTransaction.objects.filter(pk=posted.id).exists()
+    assert list(invoice.open_links()) == [made_again]
+
+
+def test_a_failed_attempt_is_looked_at_again_only_once(invoice, receptionist):
+    link = failed_attempt(invoice, receptionist)
+    night = link.created_at + dt.timedelta(hours=2)
+    check_drift(invoice.practice, now=night)
+    made_late_in_provet(link)
+    check_drift(invoice.practice, now=night + dt.timedelta(days=1))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.FAILED

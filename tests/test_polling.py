@@ -174,6 +174,30 @@ def test_a_payment_on_an_old_link_is_found_through_the_invoice_s_change(link):
     assert link.invoice.due_sum == 0
 
 
+def test_a_payment_that_raced_the_expiry_is_found_when_the_invoice_s_due_sum_drops(link):
+    # PayLinks saw the link expire; Provet took the client's payment a moment later anyway.
+    PaymentLink.objects.filter(pk=link.pk).update(
+        state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED, next_check_at=None
+    )
+    control.settle_link(link.external_id, "pay")
+    report = poll_due_links(now=timezone.now() + dt.timedelta(seconds=20))
+    link.refresh_from_db()
+    assert report.checked == 1
+    assert link.payment_status == PaymentStatus.ACCEPTED
+    assert link.events.get(kind=LinkEvent.Kind.PAYMENT_CHANGED).old_value == "Expired"
+
+
+def test_a_link_that_ended_long_ago_is_not_read_again(link):
+    PaymentLink.objects.filter(pk=link.pk).update(
+        state=PaymentLink.State.CLOSED,
+        payment_status=PaymentStatus.EXPIRED,
+        next_check_at=None,
+        expires_at=timezone.now() - dt.timedelta(days=3),
+    )
+    control.settle_link(link.external_id, "pay")
+    assert poll_due_links(now=timezone.now() + dt.timedelta(seconds=20)).checked == 0
+
+
 def test_an_unchanged_invoice_costs_no_link_check(link):
     later = timezone.now() + dt.timedelta(seconds=20)
     PaymentLink.objects.filter(pk=link.pk).update(next_check_at=later + dt.timedelta(hours=1))

@@ -6,10 +6,12 @@ import pytest
 
 from clinics.provet import ProvetClient
 from paylinks.create import create_link
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, STUCK_AFTER, reconcile_link, reconcile_unknown_links
 from paylinks.tasks import reconcile
-from tests.conftest import add_fault, draft_for, invoice_link_body
+from sandbox import control
+from sandbox.models import Client as ProvetClientRow
+from tests.conftest import add_fault, draft_for, invoice_link_body, prepayment_draft_for
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def test_two_runs_of_the_schedule_claim_a_link_once(unknown_link):
     assert reconcile_unknown_links() == 0  # pushed forward before Provet was asked
 
 
-def test_a_lost_send_again_found_later_retires_the_link_it_replaces(invoice, receptionist):
+def test_a_lost_send_again_has_already_retired_the_link_it_replaces(invoice, receptionist):
     old = create_link(draft_for(invoice, receptionist, amount=invoice.due_sum - 1))
     add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
     new = create_link(draft_for(invoice, receptionist, replaces=old))
@@ -163,3 +165,77 @@ def test_a_link_still_being_created_is_left_alone(monkeypatch, invoice, receptio
     reconcile_unknown_links(now=link.created_at + dt.timedelta(seconds=30))
     link.refresh_from_db()
     assert link.state == PaymentLink.State.CREATING
+
+
+def lost_prepayment(practice, user, client_id: int) -> PaymentLink:
+    add_fault(practice, path="postransaction/$", method="POST", kind="503")
+    link = create_link(prepayment_draft_for(practice, user, client_id))
+    assert link.state == PaymentLink.State.UNKNOWN
+    return link
+
+
+def prepayment_made_in_provet(link: PaymentLink, client_id: int, *, paid: bool):
+    """A prepayment link of the same amount and department, for `client_id`, made in Provet."""
+    with link.practice.provet_client() as client:
+        posted = client.create_postransaction(
+            {
+                "amount": link.amount,
+                "terminal_id": 0,
+                "payment_type": 5003,
+                "transaction_type": 4,
+                "creator": link.practice.provet_user_url,
+                "department": client.url_for("department", link.department.provet_id),
+                "payment_link_data": {"duration": 60, "delivery_method": 0},
+                "prepayment_data": {
+                    "client_id": client_id,
+                    "department_id": link.department.provet_id,
+                    "description": "Prepayment",
+                },
+            }
+        )
+    if paid:
+        control.settle_link(posted.payment_link.external_id, "pay")
+    return posted
+
+
+@pytest.fixture
+def two_clients(synced_practice) -> list[int]:
+    rows = ProvetClientRow.objects.filter(installation__provet_id=synced_practice.provet_id)
+    return list(rows.order_by("id").values_list("id", flat=True)[:2])
+
+
+def test_a_lost_prepayment_is_never_taken_from_another_client_s_link(
+    synced_practice, receptionist, two_clients
+):
+    ours, theirs = two_clients
+    link = lost_prepayment(synced_practice, receptionist, ours)
+    prepayment_made_in_provet(link, theirs, paid=True)  # same amount, department and time
+    reconcile_link(link, now=link.created_at + GRACE + dt.timedelta(seconds=1))
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.FAILED
+    assert link.postransaction_id is None
+
+
+def test_a_lost_prepayment_its_client_has_paid_is_adopted(
+    synced_practice, receptionist, two_clients
+):
+    ours, _ = two_clients
+    link = lost_prepayment(synced_practice, receptionist, ours)
+    posted = prepayment_made_in_provet(link, ours, paid=True)
+    reconcile_link(link)
+    link.refresh_from_db()
+    assert link.postransaction_id == posted.id
+    assert link.payment_status == PaymentStatus.ACCEPTED  # and so no longer payable
+
+
+def test_a_lost_prepayment_whose_client_provet_does_not_tell_goes_to_a_person(
+    synced_practice, receptionist, two_clients
+):
+    ours, _ = two_clients
+    link = lost_prepayment(synced_practice, receptionist, ours)
+    posted = prepayment_made_in_provet(link, ours, paid=False)
+    reconcile_link(link)
+    link.refresh_from_db()
+    assert link.state == PaymentLink.State.UNKNOWN
+    assert (link.needs_review, link.review_candidates) == (True, [posted.id])
+    assert "doesn't say which client" in link.last_error
