@@ -1,0 +1,69 @@
+"""Replace and Send again: the old link is cancelled in Provet before the new one is made."""
+
+import pytest
+
+from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.reissue import send_again
+from sandbox import control
+from sandbox.models import PosTransaction
+from tests.conftest import add_fault, draft_for
+
+
+@pytest.fixture
+def waiting(invoice, receptionist) -> PaymentLink:
+    return create_link(draft_for(invoice, receptionist))
+
+
+def replacement_of(link, user, **changes):
+    return draft_for(link.invoice, user, replaces=link, **changes)
+
+
+def test_replace_with_the_cancel_s_answer_lost_makes_nothing_and_the_next_try_works(
+    waiting, receptionist
+):
+    # Provet deletes the old link, then the answer never arrives.
+    add_fault(waiting.practice, path=r"postransaction/\d+/$", method="DELETE", kind="drop")
+    draft = replacement_of(waiting, receptionist)
+    with pytest.raises(LinkNotCreated) as refused:
+        create_link(draft)
+    assert "did not confirm that the old link is cancelled" in refused.value.message
+    assert PaymentLink.objects.filter(replaces=waiting).count() == 0
+    assert PosTransaction.objects.filter(invoice_id=waiting.invoice.provet_id).count() == 0
+    waiting.refresh_from_db()
+    assert waiting.events.get(kind=LinkEvent.Kind.ERROR).message.startswith("Not replaced")
+
+    new = create_link(replacement_of(waiting, receptionist))  # the person tries again
+
+    waiting.refresh_from_db()
+    assert new.state == PaymentLink.State.ACTIVE and new.replaces == waiting
+    assert waiting.cancelled_at is not None
+    assert [link.pk for link in waiting.invoice.open_links()] == [new.pk]
+
+
+def test_replace_when_provet_cannot_be_reached_keeps_the_old_link_payable(waiting, receptionist):
+    add_fault(waiting.practice, path=r"postransaction/\d+/$", method="DELETE", kind="503")
+    with pytest.raises(LinkNotCreated):
+        create_link(replacement_of(waiting, receptionist))
+    waiting.refresh_from_db()
+    assert waiting.is_open and waiting.cancelled_at is None
+    assert PosTransaction.objects.filter(pk=waiting.postransaction_id, payment_status=1).exists()
+    assert not PaymentLink.objects.filter(replaces=waiting).exists()
+
+
+def test_replacing_a_link_the_client_has_just_paid_makes_nothing(waiting, receptionist):
+    control.settle_link(waiting.external_id, "pay")
+    with pytest.raises(LinkNotCreated) as refused:
+        create_link(replacement_of(waiting, receptionist))
+    assert "already paid" in refused.value.message
+    waiting.refresh_from_db()
+    assert waiting.payment_status == PaymentStatus.ACCEPTED and waiting.cancelled_at is None
+    assert not PaymentLink.objects.filter(replaces=waiting).exists()
+
+
+def test_a_link_is_replaced_once_whoever_asks_second(waiting, receptionist, manager):
+    first = send_again(waiting, user=receptionist, idempotency_key="a" * 32)
+    with pytest.raises(AlreadyReplaced) as done:
+        send_again(waiting, user=manager, idempotency_key="b" * 32)
+    assert done.value.replacement == first
+    assert send_again(waiting, user=receptionist, idempotency_key="a" * 32) == first
