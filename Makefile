@@ -1,5 +1,8 @@
 # PayLinks: `make run` for the demo, `make test` for the suite. Both work on a fresh machine.
-PYTHON ?= python3.11
+# The first Python 3.11-3.13 on the PATH (clinics' servers run all three).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+	&& { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -9,6 +12,7 @@ PORT ?= 8000
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "PayLinks needs Python 3.11, 3.12 or 3.13 as python3" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > $(VENV)/requirements.txt
