@@ -86,7 +86,7 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             },
         )
         form.initial.update(amount=form.initial_amount(), replace=form.initial_replace())
-    links = invoice.links.select_related("created_by").order_by("-created_at")
+    links = invoice.links.with_replaced().select_related("created_by").order_by("-created_at")
     return render(
         request,
         "paylinks/invoice.html",
