@@ -10,19 +10,31 @@ from paylinks.models import (
 )
 
 
-class LinkEventInline(admin.TabularInline):
+class AuditTrail:
+    """Seen in admin, never added, changed or deleted there, not even by a superuser, one at a
+    time or in bulk: links and their events are the audit trail. Whoever needs to change a link
+    uses the app's actions (check, cancel, send again), which record who did it."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # so admin offers no "Delete selected" action either
+
+
+class LinkEventInline(AuditTrail, admin.TabularInline):
     model = LinkEvent
     extra = 0
     can_delete = False
     fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
     readonly_fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(PaymentLink)
-class PaymentLinkAdmin(admin.ModelAdmin):
+class PaymentLinkAdmin(AuditTrail, admin.ModelAdmin):
     list_display = [
         "code",
         "practice",
@@ -39,54 +51,16 @@ class PaymentLinkAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["practice"]
     inlines = [LinkEventInline]
-    # Statuses come from Provet and move only through PaymentLink's own methods.
-    readonly_fields = [
-        "code",
-        "practice",
-        "invoice",
-        "prepayment",
-        "department",
-        "amount",
-        "currency",
-        "state",
-        "payment_status",
-        "delivery_status",
-        "postransaction_id",
-        "postransaction_url",
-        "external_id",
-        "payer_url",
-        "expires_at",
-        "idempotency_key",
-        "next_check_at",
-        "checked_at",
-        "paid_at",
-        "cancelled_at",
-        "created_by",
-        "created_at",
-        "consent_recorded_by",
-        "consent_recorded_at",
-        "replaces",
-        "imported",
-        "last_error",
-    ]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # links are made through Provet, on the reception pages or the API
+    readonly_fields = [f.name for f in PaymentLink._meta.fields]
 
 
 @admin.register(LinkEvent)
-class LinkEventAdmin(admin.ModelAdmin):
+class LinkEventAdmin(AuditTrail, admin.ModelAdmin):
     list_display = ["created_at", "link", "kind", "source", "user", "old_value", "new_value"]
     list_filter = ["kind", "source"]
     search_fields = ["link__code", "link__external_id", "message"]
     list_select_related = ["link", "user"]
     readonly_fields = [f.name for f in LinkEvent._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # append-only
 
 
 @admin.register(Invoice)
