@@ -38,7 +38,9 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import (
     Count,
     DecimalField,
@@ -60,6 +62,11 @@ from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, Payment
 
 # The longest custom range: a year and a day, so a leap year's whole year fits.
 MAX_PERIOD_DAYS = 366
+
+# The days anyone may ask about. A date outside is a slip of the keyboard (year 1, year 9999), and
+# its midnight may not even exist as a moment: year 1 in Helsinki is before year 1 in UTC.
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2100, 12, 31)
 
 PERIODS = {
     "today": "Today",
@@ -115,8 +122,26 @@ def local_today(practice: Practice, now: dt.datetime | None = None) -> dt.date:
     return (now or timezone.now()).astimezone(ZoneInfo(practice.timezone)).date()
 
 
-def _midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+def midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    """The moment a day starts in a time zone: where every period and date filter begins."""
     return dt.datetime.combine(day, dt.time(), tzinfo=zone)
+
+
+def _within_reach(day: dt.date) -> None:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            f"Pick a date between {FIRST_DAY:%-d %b %Y} and {LAST_DAY:%-d %b %Y}.",
+            code="out_of_range",
+        )
+
+
+class DayField(forms.DateField):
+    """A day to filter by, the dashboard's or the links list's: between FIRST_DAY and LAST_DAY."""
+
+    default_validators = [_within_reach]
+    widget = forms.DateInput(
+        attrs={"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
+    )
 
 
 @dataclass(frozen=True)
@@ -142,12 +167,12 @@ class Period:
 
     @property
     def start(self) -> dt.datetime:
-        return _midnight(self.first, self.zone)
+        return midnight(self.first, self.zone)
 
     @property
     def end(self) -> dt.datetime:
         """The first moment after the period (exclusive)."""
-        return _midnight(self.last + dt.timedelta(days=1), self.zone)
+        return midnight(self.last + dt.timedelta(days=1), self.zone)
 
     @property
     def days(self) -> list[dt.date]:
@@ -535,8 +560,8 @@ def _days(links, practice: Practice, period: Period, within: dict[str, Any]) -> 
     # Days yet to come (the rest of "this month", a custom range into the future) are left out.
     today = local_today(practice)
     days = [day for day in period.days if day <= today] or [period.first]
-    boundaries = [_midnight(day, period.zone) for day in days]
-    boundaries.append(_midnight(days[-1] + dt.timedelta(days=1), period.zone))
+    boundaries = [midnight(day, period.zone) for day in days]
+    boundaries.append(midnight(days[-1] + dt.timedelta(days=1), period.zone))
     rows = {
         row["day"]: row
         for row in links.annotate(day=DayIndex("created_at", boundaries))

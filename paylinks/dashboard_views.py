@@ -27,12 +27,8 @@ class DashboardFilterForm(forms.Form):
     period = forms.ChoiceField(
         label="Period", required=False, choices=list(dashboard.PERIODS.items())
     )
-    start = forms.DateField(
-        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    end = forms.DateField(
-        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    start = dashboard.DayField(label="From", required=False)
+    end = dashboard.DayField(label="To", required=False)
     department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
 
     def __init__(self, data: QueryDict, *, practices: list[Practice], default: Practice):
@@ -60,9 +56,9 @@ class DashboardFilterForm(forms.Form):
         data = super().clean()
         if data.get("period") == "custom":
             start, end = data.get("start"), data.get("end")
-            if start is None:
+            if start is None and "start" not in self.errors:
                 self.add_error("start", "Give the first day of the range.")
-            if end is None:
+            if end is None and "end" not in self.errors:
                 self.add_error("end", "Give the last day of the range.")
             if start and end and end < start:
                 self.add_error("end", "The range ends before it starts.")

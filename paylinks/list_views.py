@@ -14,7 +14,7 @@ from django.shortcuts import render
 
 from clinics.models import Membership, Practice
 from paylinks.access import current_practice, links_for, practices_for
-from paylinks.dashboard import FIGURE_FILTERS, NOBODY
+from paylinks.dashboard import FIGURE_FILTERS, NOBODY, DayField, midnight
 from paylinks.forms import new_form_token
 from paylinks.models import DeliveryMethod, PaymentLink, PaymentStatus
 
@@ -66,15 +66,9 @@ class LinkFilterForm(forms.Form):
         choices=[("", "Any channel"), *DeliveryMethod.choices],
     )
     created_by = forms.ChoiceField(label="Created by", required=False)
-    date = forms.DateField(
-        label="Created on", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_from = forms.DateField(
-        label="Created from", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = forms.DateField(
-        label="Created to", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date = DayField(label="Created on", required=False)
+    created_from = DayField(label="Created from", required=False)
+    created_to = DayField(label="Created to", required=False)
 
     def __init__(self, *args, practice, **kwargs):
         super().__init__(*args, **kwargs)
@@ -96,7 +90,15 @@ class LinkFilterForm(forms.Form):
             (NOBODY, "Nobody in PayLinks (made in Provet)"),
         ]
 
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("created_from"), data.get("created_to")
+        if start and end and end < start:
+            self.add_error("created_to", "The range ends before it starts.")
+        return data
+
     def apply(self, links: QuerySet[PaymentLink]) -> QuerySet[PaymentLink]:
+        """The links the filters pick; all of them while a filter is wrong (its field says why)."""
         if not self.is_valid():
             return links
         data = self.cleaned_data
@@ -132,7 +134,7 @@ class LinkFilterForm(forms.Form):
         return links
 
     def _midnight(self, day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(self.practice.timezone))
+        return midnight(day, ZoneInfo(self.practice.timezone))
 
 
 @login_required

@@ -17,7 +17,13 @@ from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
 from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link
-from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, can_take_sms, new_form_token
+from paylinks.forms import (
+    FORM_TOKEN,
+    InvoiceLinkForm,
+    PrepaymentLinkForm,
+    can_take_sms,
+    new_form_token,
+)
 from paylinks.invoices import primary_phone, refresh_invoice, search_clients, search_invoices
 from paylinks.models import DeliveryMethod, Invoice, PaymentLink
 
@@ -186,8 +192,8 @@ def _client_search(request: HttpRequest, practice) -> HttpResponse:
 def _made_with_this_form(request: HttpRequest) -> PaymentLink | None:
     """A form sent again (double click, back and resubmit, second tab) shows the link it made."""
     token = request.POST.get("form_token", "")
-    if not token:
-        return None
+    if not FORM_TOKEN.match(token):
+        return None  # the form says why
     user_id = request.user.pk
     return links_for(request.user).filter(idempotency_key=token, created_by_id=user_id).first()
 

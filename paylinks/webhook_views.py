@@ -1,6 +1,7 @@
 import logging
+import re
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -9,10 +10,15 @@ from paylinks.webhooks import MalformedWebhook, receive
 
 logger = logging.getLogger(__name__)
 
+# What clinics.models.new_webhook_secret makes; anything else is no practice's, unasked.
+SECRET = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 
 @csrf_exempt  # Provet can't send a CSRF token; the secret in the URL authenticates it
 @require_POST
 def provet_webhook(request: HttpRequest, secret: str) -> HttpResponse:
+    if not SECRET.fullmatch(secret):
+        raise Http404
     practice = Practice.objects.filter(webhook_secret=secret, is_active=True).first()
     if practice is None:
         raise Http404
@@ -20,6 +26,6 @@ def provet_webhook(request: HttpRequest, secret: str) -> HttpResponse:
         delivery = receive(practice, request)
     except MalformedWebhook as error:
         logger.warning("malformed webhook for %s: %s", practice, error)
-        return HttpResponseBadRequest(str(error))
+        return HttpResponse(str(error), status=error.status, content_type="text/plain")
     logger.info("webhook for %s made %s links due", practice, delivery.links_made_due)
     return HttpResponse("ok")

@@ -7,51 +7,105 @@ the truth through the API, at once, in a task.
 
 import json
 
+from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from clinics.models import Practice
 from paylinks.invoices import refresh_due_sums
 from paylinks.models import Invoice, PaymentLink, WebhookDelivery
-from paylinks.polling import PollReport, check_links
+from paylinks.polling import PollReport, check_links, check_recently_closed
+
+# A webhook names an id or two; a body larger than this is not one, and is not read.
+MAX_BODY_BYTES = 64 * 1024
+# Provet's ids are positive and are kept in PositiveIntegerFields, which hold this much on every
+# database PayLinks runs on.
+MAX_ID = 2**31 - 1
+ID_KEYS = ("invoice_id", "unallocated_payment_id")
 
 
 class MalformedWebhook(ValueError):
-    pass
+    """A body PayLinks can't read; the message says why, and is Provet's answer."""
+
+    status = 400
+
+
+class WebhookTooLarge(MalformedWebhook):
+    status = 413
 
 
 def parse_body(request: HttpRequest) -> dict[str, int]:
     """The ids in a form-encoded or JSON body: invoice_id and/or unallocated_payment_id."""
+    if _content_length(request) > MAX_BODY_BYTES:
+        raise WebhookTooLarge(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    data: object
     if "json" in (request.content_type or ""):
         try:
-            data = json.loads(request.body)
-        except ValueError:
+            data = json.loads(request.body, parse_constant=_not_json)
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to read
             raise MalformedWebhook("The body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise MalformedWebhook("The JSON body is not an object.")
     else:
-        data = request.POST.dict()
-    ids = {}
-    for key in ("invoice_id", "unallocated_payment_id"):
-        if data.get(key) in (None, ""):
-            continue
         try:
-            ids[key] = int(data[key])
-        except (TypeError, ValueError):
-            raise MalformedWebhook(f"{key} is not a number.") from None
+            data = request.POST.dict()
+        except (MultiPartParserError, SuspiciousOperation):  # e.g. too many fields
+            raise MalformedWebhook("The form body can't be read.") from None
+    ids = {key: _provet_id(key, data[key]) for key in ID_KEYS if data.get(key) not in (None, "")}
     if not ids:
         raise MalformedWebhook("The body names no invoice_id or unallocated_payment_id.")
     return ids
 
 
+def _provet_id(key: str, value: object) -> int:
+    """A JSON integer or a string of ASCII digits, 1 to MAX_ID; never a float, a boolean, NaN."""
+    number = None
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdecimal() and len(value) <= 10:
+        number = int(value)
+    if number is None or not 1 <= number <= MAX_ID:
+        raise MalformedWebhook(f"{key} must be a whole number from 1 to {MAX_ID}.")
+    return number
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _content_length(request: HttpRequest) -> int:
+    """The length the sender announced; Django reads no more of the body than that."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _text(raw: str) -> str:
+    """Text any database stores: PostgreSQL refuses NUL characters."""
+    return raw.replace("\x00", "\ufffd")
+
+
+def _kept_body(request: HttpRequest) -> str:
+    """The body as the delivery keeps it: its start, as text; nothing of a body too large to read.
+
+    Read before request.POST is, which would leave the body unreadable."""
+    if _content_length(request) > MAX_BODY_BYTES:
+        return ""
+    return _text(request.body.decode("utf-8", errors="replace"))[:10_000]
+
+
 def receive(practice: Practice, request: HttpRequest) -> WebhookDelivery:
-    """Store the delivery and make the links it concerns due now. Raises MalformedWebhook."""
+    """Store the delivery and make the links it concerns due now. Raises MalformedWebhook.
+
+    A body that can't be read is stored too, with the reason."""
     delivery = WebhookDelivery(
         practice=practice,
-        content_type=(request.content_type or "")[:100],
-        body=request.body.decode("utf-8", errors="replace")[:10_000],
+        content_type=_text(request.content_type or "")[:100],
+        body=_kept_body(request),
     )
     try:
         ids = parse_body(request)
@@ -95,5 +149,9 @@ def follow_up(delivery: WebhookDelivery) -> PollReport:
     else:
         links = links.filter(prepayment__isnull=False)
     report = check_links(practice, links.values_list("pk", flat=True))
-    refresh_due_sums(practice, set(invoices.values_list("pk", flat=True)))
+    dropped = refresh_due_sums(practice, set(invoices.values_list("pk", flat=True)))
+    if dropped:
+        late = check_recently_closed(practice, dropped)
+        report.checked += late.checked
+        report.changed += late.changed
     return report

@@ -413,6 +413,43 @@ def test_the_custom_range_must_be_a_range(manager_client, departments):
     assert "Choose at most 366 days at a time." in response.content.decode()
 
 
+OUT_OF_REACH = "Pick a date between 1 Jan 2000 and 31 Dec 2100."
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "refused"),
+    [
+        ("0001-01-01", "0001-01-07", {"start", "end"}),
+        ("9999-12-25", "9999-12-31", {"start", "end"}),
+        ("2025-03-03", "9999-12-31", {"end"}),
+        ("0001-01-01", "2025-03-09", {"start"}),
+    ],
+)
+def test_a_custom_range_in_year_1_or_9999_is_refused_at_its_fields(
+    manager_client, departments, start, end, refused
+):
+    query = {"period": "custom", "start": start, "end": end}
+    response = manager_client.get("/dashboard/", query)
+    assert response.status_code == 200
+    assert "board" not in response.context
+    assert response.context["form"].errors == {name: [OUT_OF_REACH] for name in refused}
+    page = response.content.decode()
+    assert OUT_OF_REACH in page
+    assert "Check the filters above to see the figures." in page
+    export = manager_client.get("/dashboard/export.csv", query)
+    assert export.status_code == 400
+    assert export["Content-Type"].startswith("text/plain")
+    assert OUT_OF_REACH in export.content.decode()
+
+
+def test_a_malformed_practice_code_is_refused_at_its_field(manager_client, departments):
+    response = manager_client.get("/dashboard/", {"practice": "garbage"})
+    assert response.status_code == 200
+    assert "board" not in response.context
+    assert "Select a valid choice" in response.content.decode()
+    assert manager_client.get("/dashboard/export.csv", {"practice": "garbage"}).status_code == 400
+
+
 def test_a_department_of_another_practice_means_all_departments(manager_client, week):
     elsewhere = Department.objects.get(name="Elsewhere")
     board = board_for(manager_client, **WEEK, department=elsewhere.provet_id)

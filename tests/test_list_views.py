@@ -160,7 +160,7 @@ def test_one_click_sends_an_expired_link_again(staff, invoice, receptionist):
         {"form_token": token, "next": "/links/follow-up/"},
     )
     new = PaymentLink.objects.exclude(pk=link.pk).get()
-    assert response["Location"] == f"/links/{new.code}/"
+    assert response["Location"] == "/links/follow-up/"  # the queue stays in front of them
     assert new.state == PaymentLink.State.ACTIVE
     assert listed(staff.get("/links/follow-up/")) == []
 
@@ -176,3 +176,43 @@ def test_a_page_of_links_costs_the_same_queries_however_many_rows(
         make_link(departments[0].practice, departments[0], receptionist)
     with django_assert_max_num_queries(len(few.captured_queries)):
         staff.get("/links/")
+
+
+OUT_OF_REACH = "Pick a date between 1 Jan 2000 and 31 Dec 2100."
+
+
+@pytest.mark.parametrize("field", ["date", "created_from", "created_to"])
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1999-12-31", "2101-01-01"])
+def test_a_date_nobody_means_is_refused_at_its_field_and_filters_nothing(
+    staff, departments, receptionist, field, day
+):
+    link = make_link(departments[0].practice, departments[0], receptionist)
+    response = staff.get("/links/", {field: day})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {field: [OUT_OF_REACH]}
+    assert OUT_OF_REACH in response.content.decode()
+    assert listed(response) == [link]
+
+
+def test_the_first_and_the_last_day_within_reach_can_be_picked(staff, departments, receptionist):
+    link = make_link(departments[0].practice, departments[0], receptionist)
+    response = staff.get("/links/", {"created_from": "2000-01-01", "created_to": "2100-12-31"})
+    assert response.context["form"].errors == {}
+    assert listed(response) == [link]
+
+
+def test_a_range_that_ends_before_it_starts_says_so(staff, departments):
+    response = staff.get("/links/", {"created_from": "2025-03-09", "created_to": "2025-03-01"})
+    assert response.context["form"].errors == {"created_to": ["The range ends before it starts."]}
+    assert "The range ends before it starts." in response.content.decode()
+
+
+@pytest.mark.parametrize("code", ["garbage", "0" * 5000, "\x00", ""])
+def test_a_malformed_practice_code_lists_the_practice_worked_in(
+    staff, departments, receptionist, code
+):
+    link = make_link(departments[0].practice, departments[0], receptionist)
+    response = staff.get("/links/", {"practice": code})
+    assert response.status_code == 200
+    assert response.context["practice"] == link.practice
+    assert listed(response) == [link]
