@@ -194,13 +194,14 @@ def _import_links(
             continue  # imported meanwhile by another request
 
 
-def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> None:
+def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> set[int]:
     """Read these invoices' status and due sum again (after a payment or a webhook), so links
-    on an invoice paid by other means show as superseded. An invoice Provet no longer has is
-    skipped. Raises ProvetError when Provet can't answer."""
+    on an invoice paid by other means show as superseded; answer those whose due sum dropped.
+    An invoice Provet no longer has is skipped. Raises ProvetError when Provet can't answer."""
     invoices = Invoice.objects.filter(practice=practice, pk__in=invoice_ids)
+    dropped: set[int] = set()
     if not invoices:
-        return
+        return dropped
     with practice.provet_client() as client:
         for invoice in invoices:
             invoice.fetched_at = timezone.now()
@@ -210,9 +211,12 @@ def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> None:
             except ProvetNotFound:
                 pass  # deleted in Provet: keep the snapshot, don't ask first again tomorrow
             else:
+                if remote.due_sum < invoice.due_sum:
+                    dropped.add(invoice.pk)
                 invoice.status = remote.status
                 invoice.due_sum = remote.due_sum
                 invoice.total_with_vat = remote.total_with_vat
                 invoice.date_paid = remote.date_paid
                 fields += ["status", "due_sum", "total_with_vat", "date_paid"]
             invoice.save(update_fields=fields)
+    return dropped

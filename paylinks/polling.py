@@ -182,6 +182,21 @@ def check_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollRe
     return report
 
 
+def check_recently_closed(practice: Practice, invoice_ids: Iterable[int], now=None) -> PollReport:
+    """Money arrived on these invoices (a webhook said so): read their links that ended unpaid
+    lately once more, in case the payment raced a link's ending."""
+    now = now or timezone.now()
+    report = PollReport()
+    if _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+        links = PaymentLink.objects.filter(
+            practice=practice, invoice__in=list(invoice_ids)
+        ).recently_closed(now)
+        links.update(next_check_at=now)
+        chosen = list(links.select_related("practice")[: pass_budget(practice)])
+        _check(practice, chosen, now, report, LinkEvent.Source.WEBHOOK)
+    return report
+
+
 def _unpaused(practices, now: dt.datetime):
     return practices.filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
 

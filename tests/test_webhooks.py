@@ -9,7 +9,7 @@ from django.db import connection
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, WebhookDelivery
 from sandbox import control
-from tests.conftest import draft_for, make_practice
+from tests.conftest import draft_for, link_made_in_provet, make_practice
 
 
 @pytest.fixture
@@ -79,6 +79,81 @@ def test_a_malformed_body_is_a_400_and_is_kept(client, practice, body, content_t
     assert WebhookDelivery.objects.get().error
 
 
+NOT_AN_ID = "invoice_id must be a whole number from 1 to 2147483647."
+NOT_IDS = ["-1", "0", "1e400", "Infinity", "NaN", "1.5", "2147483648", str(2**63), "9" * 5000]
+NOT_IDS += ["١٢٣", " 12", "0x1F", "1_000"]
+
+
+@pytest.mark.parametrize("value", NOT_IDS)
+def test_a_form_encoded_id_that_is_no_provet_id_is_a_400_and_is_kept(client, practice, value):
+    response = client.post(hook_url(practice), {"invoice_id": value})
+    assert response.status_code == 400
+    assert response.content.decode() == NOT_AN_ID
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.error, delivery.invoice_provet_id) == (NOT_AN_ID, None)
+
+
+@pytest.mark.parametrize(
+    "literal", ["-1", "0", "1e400", "1.0", "true", "2147483648", str(2**63), '"12a"', "[1]", "{}"]
+)
+def test_a_json_id_that_is_no_provet_id_is_a_400_and_is_kept(client, practice, literal):
+    body = '{"invoice_id": ' + literal + "}"
+    response = client.post(hook_url(practice), body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.content.decode() == NOT_AN_ID
+    assert WebhookDelivery.objects.get().error == NOT_AN_ID
+
+
+@pytest.mark.parametrize("literal", ["Infinity", "-Infinity", "NaN", "9" * 5000])
+def test_what_json_can_t_say_is_not_json(client, practice, literal):
+    body = '{"invoice_id": ' + literal + "}"
+    response = client.post(hook_url(practice), body, content_type="application/json")
+    assert response.status_code == 400
+    assert WebhookDelivery.objects.get().error == "The body is not valid JSON."
+
+
+def test_the_largest_provet_id_is_understood(client, practice):
+    response = client.post(hook_url(practice), {"unallocated_payment_id": "2147483647"})
+    assert response.status_code == 200
+    assert WebhookDelivery.objects.get().unallocated_payment_id == 2**31 - 1
+
+
+def test_json_nested_too_deep_to_read_is_a_400(client, practice):
+    body = '{"invoice_id": ' + "[" * 30_000 + "]" * 30_000 + "}"
+    response = client.post(hook_url(practice), body, content_type="application/json")
+    assert response.status_code == 400
+    assert WebhookDelivery.objects.get().error == "The body is not valid JSON."
+
+
+def test_a_body_larger_than_64_kib_is_refused_unread(client, practice):
+    body = "[" * 100_000 + "]" * 100_000
+    response = client.post(hook_url(practice), body, content_type="application/json")
+    assert response.status_code == 413
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.error, delivery.body) == ("The body is larger than 64 KiB.", "")
+
+
+def test_a_form_with_too_many_fields_is_a_400_and_is_kept(client, practice):
+    body = "invoice_id=1&" + "x=1&" * 2000
+    response = client.post(hook_url(practice), body, "application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert WebhookDelivery.objects.get().error == "The form body can't be read."
+
+
+def test_a_body_with_nul_characters_is_kept_without_them(client, practice):
+    response = client.post(
+        hook_url(practice), "invoice_id=1\x00", "application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert "\x00" not in WebhookDelivery.objects.get().body
+
+
+@pytest.mark.parametrize("secret", ["%00", "a%20b", "x" * 65, "%D9%A1"])
+def test_a_secret_no_practice_could_have_is_a_404(client, practice, secret):
+    assert client.post(f"/webhooks/provet/{secret}/", {"invoice_id": 1}).status_code == 404
+    assert not WebhookDelivery.objects.exists()
+
+
 # The live server shares one in-memory SQLite connection between its threads, and here one
 # request (the payer's) is still open while the webhook it fires is served: PostgreSQL only.
 @pytest.mark.skipif(
@@ -109,7 +184,8 @@ def test_the_sandbox_fires_a_real_webhook_at_a_live_server(transactional_db, see
 def test_when_a_link_pays_the_invoice_its_other_open_links_show_superseded(
     client, invoice, receptionist
 ):
-    first, second = (create_link(draft_for(invoice, receptionist)) for _ in range(2))
+    first = create_link(draft_for(invoice, receptionist))
+    second = link_made_in_provet(invoice)
     control.settle_link(first.external_id, "pay")
     client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
     second.refresh_from_db()
@@ -127,3 +203,18 @@ def test_an_invoice_webhook_refreshes_the_invoice_even_without_open_links(
     client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
     invoice.refresh_from_db()
     assert invoice.due_sum == 0
+
+
+def test_a_payment_that_raced_the_expiry_is_found_through_the_webhook(
+    client, invoice, receptionist
+):
+    link = create_link(draft_for(invoice, receptionist))
+    # PayLinks saw the link expire; Provet took the client's payment a moment later anyway.
+    PaymentLink.objects.filter(pk=link.pk).update(
+        state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED, next_check_at=None
+    )
+    control.settle_link(link.external_id, "pay")
+    client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
+    link.refresh_from_db()
+    assert link.payment_status == PaymentStatus.ACCEPTED
+    assert link.events.get(kind="payment").source == "webhook"
