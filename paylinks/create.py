@@ -25,6 +25,7 @@ from clinics.provet import (
     ProvetUnavailable,
     ProvetValidationError,
 )
+from clinics.provet.types import PosTransaction
 from clinics.sync import explain
 from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus, Prepayment, Tokenize
 from paylinks.reconcile import reconcile_link
@@ -120,11 +121,38 @@ def create_link(draft: LinkDraft) -> PaymentLink:
         return link
     if draft.replaces is not None:
         _cancel_replaced(draft, link)
+    try:
+        posted = _post(draft, link)
+    except LinkNotCreated as refused:
+        if draft.replaces is not None:
+            draft.replaces.event(
+                LinkEvent.Kind.ERROR,
+                LinkEvent.Source.USER,
+                draft.created_by,
+                message=f"Cancelled, but the link to replace it was not made: {refused.message}",
+            )
+        raise
+    _note_replacement(draft, link)
+    if posted is None:
+        reconcile_link(link)  # the answer was lost: find out now whether it exists
+    else:
+        link.adopt(
+            posted,
+            source=LinkEvent.Source.USER,
+            user=draft.created_by,
+            kind=LinkEvent.Kind.CREATED,
+            message=_created_message(link),
+        )
+    return link
 
+
+def _post(draft: LinkDraft, link: PaymentLink) -> PosTransaction | None:
+    """POST the reserved link once. None: the answer was lost (the link is now `unknown`).
+
+    Raises LinkNotCreated when Provet certainly made nothing (the reservation is gone)."""
     try:
         with draft.practice.provet_client() as client:
-            body = provet_body(draft, link, client.url_for)
-            posted = client.create_postransaction(body)
+            return client.create_postransaction(provet_body(draft, link, client.url_for))
     except ProvetUnavailable as error:
         if not error.request_sent:
             _discard(link)
@@ -136,9 +164,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             source=LinkEvent.Source.SYSTEM,
             message=f"Provet's answer was lost ({error}); checking whether the link exists.",
         )
-        _note_replacement(draft, link)
-        reconcile_link(link)
-        return link
+        return None
     except ProvetValidationError as error:
         _discard(link)
         raise LinkNotCreated(
@@ -153,16 +179,6 @@ def create_link(draft: LinkDraft) -> PaymentLink:
     except ProvetError as error:
         _discard(link)
         raise LinkNotCreated(f"Nothing was created: {explain(error)}") from error
-
-    link.adopt(
-        posted,
-        source=LinkEvent.Source.USER,
-        user=draft.created_by,
-        kind=LinkEvent.Kind.CREATED,
-        message=_created_message(link),
-    )
-    _note_replacement(draft, link)
-    return link
 
 
 def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:

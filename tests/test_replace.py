@@ -67,3 +67,18 @@ def test_a_link_is_replaced_once_whoever_asks_second(waiting, receptionist, mana
         send_again(waiting, user=manager, idempotency_key="b" * 32)
     assert done.value.replacement == first
     assert send_again(waiting, user=receptionist, idempotency_key="a" * 32) == first
+
+
+def test_when_provet_refuses_the_replacement_the_old_link_s_timeline_says_so(waiting, receptionist):
+    # The snapshot says more is due than Provet knows: Provet refuses the new amount.
+    invoice = waiting.invoice
+    invoice.due_sum += 100
+    invoice.save(update_fields=["due_sum"])
+    with pytest.raises(LinkNotCreated) as refused:
+        create_link(replacement_of(waiting, receptionist, amount=invoice.due_sum))
+    assert "amount" in refused.value.field_errors
+    waiting.refresh_from_db()
+    assert waiting.cancelled_at is not None  # it was cancelled first, as it must be
+    error = waiting.events.get(kind=LinkEvent.Kind.ERROR)
+    assert error.message.startswith("Cancelled, but the link to replace it was not made")
+    assert not PaymentLink.objects.filter(replaces=waiting).exists()
