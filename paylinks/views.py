@@ -35,7 +35,7 @@ class HtmxHttpRequest(HttpRequest):
 @login_required
 def home(request: HtmxHttpRequest) -> HttpResponse:
     practice = current_practice(request)
-    query = request.GET.get("q", "").strip()
+    query = _search_text(request)
     invoices: list[Invoice] = []
     error = ""
     if query:
@@ -172,8 +172,13 @@ def switch_practice(request: HttpRequest) -> HttpResponse:
     return redirect("paylinks:home")
 
 
+def _search_text(request: HttpRequest) -> str:
+    """What was typed into a search box, without characters no name or number has (NUL)."""
+    return "".join(c for c in request.GET.get("q", "") if c.isprintable()).strip()
+
+
 def _client_search(request: HttpRequest, practice) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    query = _search_text(request)
     clients = []
     error = ""
     if query:

@@ -52,6 +52,8 @@ def apply(queryset: QuerySet, resource: Resource, params: QueryDict) -> QuerySet
 
 
 def _condition(resource: Resource, key: str, raw: str) -> Q:
+    if "\x00" in raw:
+        raise FilterError(key, "Null characters are not allowed.")
     name, _, op = key.rpartition("__")
     if op not in OPERATORS:
         raise FilterError(key, f'Unknown filter operator "{op}".')

@@ -164,7 +164,7 @@ def test_no_input_gives_a_server_error(client, person, link, value):
     client.force_login(person)
     targets = page_targets(client, link) + address_targets(value)
     problems = [found for target in targets if (found := problem(client, target, value))]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
     assert len(targets) >= MIN_REQUESTS
 
 
