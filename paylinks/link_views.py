@@ -5,16 +5,18 @@ import datetime as dt
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics.provet import ProvetError
 from clinics.sync import explain
+from paylinks import review
 from paylinks.access import links_for
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
@@ -37,7 +39,7 @@ def _get_link_for_user(request: HttpRequest, code) -> PaymentLink:
 @login_required
 def link_detail(request: HttpRequest, code) -> HttpResponse:
     link = _get_link_for_user(request, code)
-    return render(request, "paylinks/link.html", _context(link))
+    return render(request, "paylinks/link.html", _context(link, request.user))
 
 
 @login_required
@@ -46,7 +48,7 @@ def link_status(request: HttpRequest, code) -> HttpResponse:
     link = _get_link_for_user(request, code)
     if request_refresh(link):
         link.refresh_from_db()  # a synchronous worker (tests, one-process set-ups) already ran
-    return render(request, "paylinks/_link_status.html", _context(link))
+    return render(request, "paylinks/_link_status.html", _context(link, request.user))
 
 
 @login_required
@@ -112,6 +114,101 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
     return HttpResponseRedirect(_next_or(request, new))
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def link_review(request: HttpRequest, code) -> HttpResponse:
+    """Needs review: a manager says which of the matching Provet links this one is, then
+    cancels the others. Reception staff see the link but don't decide (403)."""
+    link = _get_link_for_user(request, code)
+    if not review.can_review(request.user, link):
+        raise PermissionDenied("Only a manager or an admin decides which Provet link this is.")
+    if request.method == "POST":
+        if "cancel_others" in request.POST:
+            return _cancel_others(request, link)
+        if "none" in request.POST:
+            return _none_of_these(request, link)
+        return _choose(request, link)
+    if not review.is_waiting(link) and not review.was_chosen(link):
+        messages.info(request, "There is nothing to decide for this link.")
+        return redirect("paylinks:link", code=link.code)
+    deciding = review.is_waiting(link)
+    problem = ""
+    try:
+        rows = review.candidates(link) if deciding else review.others(link)
+    except ProvetError as error:
+        rows, problem = [], f"Provet Cloud could not be read: {explain(error)}"
+    invoice_links = (
+        PaymentLink.objects.with_replaced()
+        .filter(invoice=link.invoice)
+        .exclude(pk=link.pk)
+        .select_related("invoice", "department", "created_by")
+        if link.invoice_id
+        else PaymentLink.objects.none()
+    )
+    return render(
+        request,
+        "paylinks/review.html",
+        {
+            "link": link,
+            "practice": link.practice,
+            "deciding": deciding,
+            "candidates": rows,
+            "to_cancel": [row for row in rows if row.cancellable],
+            "problem": problem,
+            "invoice_links": invoice_links,
+            "events": link.events.select_related("user"),
+        },
+    )
+
+
+def _choose(request: HttpRequest, link: PaymentLink) -> HttpResponse:
+    try:
+        chosen = int(request.POST.get("choose", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Choose one of the Provet links on the page.")
+    try:
+        rest = review.choose(link, chosen, request.user)
+    except review.CannotReview as refusal:
+        messages.error(request, str(refusal))
+        return redirect("paylinks:link_review", code=link.code)
+    except ProvetError as error:
+        messages.error(request, f"Nothing was decided: {explain(error)}")
+        return redirect("paylinks:link_review", code=link.code)
+    messages.success(request, f"Postransaction {chosen} is this link; PayLinks follows it now.")
+    if any(row.cancellable for row in rest):
+        messages.info(request, "The others still ask to be paid: cancel them below.")
+        return redirect("paylinks:link_review", code=link.code)
+    return redirect("paylinks:link", code=link.code)
+
+
+def _none_of_these(request: HttpRequest, link: PaymentLink) -> HttpResponse:
+    try:
+        review.none_of_these(link, request.user)
+    except review.CannotReview as refusal:
+        messages.error(request, str(refusal))
+        return redirect("paylinks:link_review", code=link.code)
+    messages.success(request, "Noted: this link was not created. Make a new one if needed.")
+    return redirect("paylinks:link", code=link.code)
+
+
+def _cancel_others(request: HttpRequest, link: PaymentLink) -> HttpResponse:
+    try:
+        outcomes = review.cancel_others(link, request.user)
+    except review.CannotReview as refusal:
+        messages.error(request, str(refusal))
+        return redirect("paylinks:link_review", code=link.code)
+    except ProvetError as error:
+        messages.error(request, f"Not every other link was cancelled: {explain(error)}")
+        return redirect("paylinks:link_review", code=link.code)
+    if not outcomes:
+        messages.info(request, "Nothing was left to cancel.")
+    for outcome in outcomes:
+        (messages.success if outcome.cancelled else messages.error)(request, outcome.message)
+    if all(outcome.cancelled for outcome in outcomes):
+        return redirect("paylinks:link", code=link.code)
+    return redirect("paylinks:link_review", code=link.code)
+
+
 def _next_or(request: HttpRequest, link: PaymentLink) -> str:
     """Back where the action was taken (the follow-up queue), if that is one of our pages;
     otherwise the page of `link`."""
@@ -123,7 +220,7 @@ def _next_or(request: HttpRequest, link: PaymentLink) -> str:
     return reverse("paylinks:link", kwargs={"code": link.code})
 
 
-def _context(link: PaymentLink) -> dict:
+def _context(link: PaymentLink, user) -> dict:
     qr = ""
     if link.payer_url:
         # segno escapes nothing user-controlled: the payer URL comes from Provet, as a QR path.
@@ -143,4 +240,5 @@ def _context(link: PaymentLink) -> dict:
         "now": timezone.now(),
         "expires_in": (link.expires_at - timezone.now()) if link.expires_at else dt.timedelta(0),
         "source_labels": dict(LinkEvent.Source.choices),
+        "can_review": link.needs_review and review.can_review(user, link),
     }

@@ -262,7 +262,8 @@ class PaymentLink(models.Model):
     imported = models.BooleanField(
         default=False, help_text=_("Made outside PayLinks and found on the invoice in Provet.")
     )
-    # While `needs_review`: the postransactions that could be this link, for a person to choose.
+    # The postransactions that could be this link, for a person to choose among (needs review);
+    # kept after the choice.
     review_candidates = models.JSONField(default=list, blank=True)
 
     objects = PaymentLinkQuerySet.as_manager()
@@ -470,10 +471,10 @@ class PaymentLink(models.Model):
             old_state = link.state
             link.state = self.State.ACTIVE
             link.last_error = ""
+            # A link chosen among candidates keeps them: the others may still need cancelling.
             link.needs_review = False
-            link.review_candidates = []
             fields = ["postransaction_id", "postransaction_url", "state", "last_error"]
-            fields += ["needs_review", "review_candidates", "next_check_at"]
+            fields += ["needs_review", "next_check_at"]
             info = posted.payment_link
             if info:
                 link.external_id = info.external_id

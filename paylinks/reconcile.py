@@ -80,6 +80,8 @@ def look_again_at_failed(link: PaymentLink, now: dt.datetime) -> bool:
     PaymentLink.objects.filter(pk=link.pk).update(checked_at=now)
     with link.practice.provet_client() as client:
         sure, _ = _matches(client, link)
+    # Candidates a person has already said are not this link stay so.
+    sure = [candidate for candidate in sure if candidate.id not in link.review_candidates]
     if len(sure) != 1:
         return False
     link.adopt(

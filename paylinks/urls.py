@@ -15,6 +15,7 @@ urlpatterns = [
     path("links/<uuid:code>/check/", link_views.link_check, name="link_check"),
     path("links/<uuid:code>/cancel/", link_views.link_cancel, name="link_cancel"),
     path("links/<uuid:code>/send-again/", link_views.link_reissue, name="link_reissue"),
+    path("links/<uuid:code>/review/", link_views.link_review, name="link_review"),
     path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
     path("dashboard/export.csv", dashboard_views.dashboard_export, name="dashboard_export"),
     path("webhooks/provet/<str:secret>/", webhook_views.provet_webhook, name="provet_webhook"),
