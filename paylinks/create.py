@@ -115,16 +115,17 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             return existing
         replacement = draft.replaces.live_replacement() if draft.replaces else None
         if replacement is None:
-            raise
+            raise LinkNotCreated("This form has expired: reload the page and try again.") from None
         raise AlreadyReplaced(replacement) from None
     if not reserved:
         return link
-    if draft.replaces is not None:
-        _cancel_replaced(draft, link)
+    cancelled = draft.replaces is not None and _cancel_replaced(draft, link)
     try:
+        _claim_for_posting(link)
         posted = _post(draft, link)
     except LinkNotCreated as refused:
-        if draft.replaces is not None:
+        if cancelled:
+            assert draft.replaces is not None
             draft.replaces.event(
                 LinkEvent.Kind.ERROR,
                 LinkEvent.Source.USER,
@@ -202,16 +203,21 @@ def made_with(key: str, practice: Practice, user) -> PaymentLink | None:
     return existing
 
 
-def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> None:
+def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     """Before the replacement is posted, the link it replaces must be unpayable in Provet.
+    Answers whether it had to be cancelled.
 
-    When Provet doesn't confirm the cancel, nothing new is made: the reservation goes, the old
-    link keeps what Provet last said, and its timeline says why. Raises LinkNotCreated."""
+    When Provet doesn't confirm the cancel, or the old link was paid meanwhile, nothing new is
+    made: the reservation goes, the old link keeps what Provet last said, and its timeline
+    says why. Raises LinkNotCreated."""
     old = draft.replaces
     assert old is not None
     old.refresh_from_db()
+    if old.payment_status == PaymentStatus.ACCEPTED:
+        _discard(link)  # paid since the reservation: its money is no longer free
+        raise LinkNotCreated("No new link was made: the client has just paid the old link.")
     if not old.is_open or old.postransaction_id is None:
-        return  # expired, failed or cancelled already: nothing can be paid with it
+        return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
         cancel_link(old, user=draft.created_by, message="Cancelled to be replaced by a new link")
     except CannotCancel as refusal:
@@ -230,6 +236,24 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> None:
             "so the client may still pay it. Try again in a moment. "
             f"({explain(error)})"
         ) from error
+    return True
+
+
+def _claim_for_posting(link: PaymentLink) -> None:
+    """Take the reservation back just before the POST; its clock starts again.
+
+    Cancelling a replaced link first can be slow. If the reconciler's sweep has meanwhile
+    taken the reservation for abandoned (reconcile.STUCK_AFTER, counted from `created_at`),
+    nothing is posted: the sweep's verdict stands. Raises LinkNotCreated."""
+    now = timezone.now()
+    claimed = PaymentLink.objects.filter(pk=link.pk, state=PaymentLink.State.CREATING).update(
+        created_at=now
+    )
+    link.created_at = now
+    if not claimed:
+        raise LinkNotCreated(
+            "Provet Cloud took too long, so nothing was sent to it. Try again in a moment."
+        )
 
 
 def provet_body(draft: LinkDraft, link: PaymentLink, url_for) -> dict:
@@ -347,23 +371,25 @@ def _check_replaceable(old: PaymentLink) -> None:
 def _check_not_above_due(invoice: Invoice, draft: LinkDraft) -> None:
     """Under the invoice's lock: the payable links, this one included, ask for no more than
     is due. A split bill passes; a second full link does not."""
-    free = invoice.free_amount(replacing=draft.replaces)
-    if draft.amount <= free:
-        return
-    currency = draft.practice.currency
-    asked = invoice.asked_for(excluding=draft.replaces)
-    if asked:
-        message = (
+    problem = above_due(invoice, draft.amount, replacing=draft.replaces)
+    if problem:
+        raise LinkNotCreated(problem, {"amount": [problem]})
+
+
+def above_due(invoice: Invoice, amount: Decimal, *, replacing: PaymentLink | None) -> str:
+    """Why a link for `amount` would ask for more than is due, or "" when it wouldn't."""
+    free = invoice.free_amount(replacing=replacing)
+    if amount <= free:
+        return ""
+    currency = invoice.practice.currency
+    asked = invoice.asked_for(excluding=replacing)
+    if asked and amount <= invoice.due_sum:
+        return (
             f"Links waiting for payment already ask for {asked} of the {invoice.due_sum} "
             f"{currency} due, so at most {free} {currency} is free. Ask for less, or replace "
             "the waiting link."
         )
-    else:
-        message = (
-            f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask for "
-            "more."
-        )
-    raise LinkNotCreated(message, {"amount": [message]})
+    return f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask for more."
 
 
 def _discard(link: PaymentLink) -> None:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from clinics.models import MAX_LINK_MINUTES, MIN_LINK_MINUTES, Department, Practice
+from paylinks.create import above_due
 from paylinks.models import (
     DeliveryMethod,
     Invoice,
@@ -312,8 +313,8 @@ class InvoiceLinkForm(LinkForm):
         )
         self.invoice = invoice
         self.payable = list(invoice.open_links().order_by("created_at"))
-        self.free = invoice.free_amount()
-        self.asked = sum((link.amount for link in self.payable), Decimal("0"))
+        self.asked = invoice.asked_for()
+        self.free = max(invoice.due_sum - self.asked, Decimal("0"))
         currency = self.practice.currency
         self.fields["replace"].choices = [  # type: ignore[attr-defined]
             ("", f"A new link for what is still free ({self.free} {currency})"),
@@ -371,24 +372,10 @@ class InvoiceLinkForm(LinkForm):
             raise ValidationError(problem)
         # A hint at the field; paylinks/create.py checks it again under the invoice's lock.
         amount = cleaned.get("amount")
-        replacing = cleaned.get("replace")
-        free = invoice.free_amount(replacing=replacing)
-        currency = self.practice.currency
-        if amount is None or amount <= free:
-            return cleaned
-        if amount > invoice.due_sum:
-            self.add_error(
-                "amount",
-                f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask "
-                "for more.",
-            )
-        else:
-            self.add_error(
-                "amount",
-                f"Links waiting for payment already ask for {invoice.due_sum - free} of the "
-                f"{invoice.due_sum} {currency} due, so at most {free} {currency} is free. Ask "
-                "for less, or choose to replace the waiting link.",
-            )
+        if amount is not None:
+            problem = above_due(invoice, amount, replacing=cleaned.get("replace"))
+            if problem:
+                self.add_error("amount", problem)
         return cleaned
 
 

@@ -134,12 +134,18 @@ class Invoice(models.Model):
         return self.links.filter(PaymentLink.open_q())
 
     def asked_for(self, *, excluding: "PaymentLink | None" = None) -> Decimal:
-        """What the invoice's payable links ask for together, links imported from Provet too."""
+        """What the invoice's payable links ask for together, links imported from Provet too.
+
+        A link waiting for a person to say which Provet link it is counts once per candidate:
+        until then each of them can be paid."""
         links = self.open_links()
         if excluding is not None:
             links = links.exclude(pk=excluding.pk)
-        total = links.aggregate(total=models.Sum("amount"))["total"] or Decimal("0")
-        return Decimal(total).quantize(Decimal("0.01"))  # SQLite sums with float noise
+        rows = links.values_list("amount", "needs_review", "review_candidates")
+        return sum(
+            (amount * (len(candidates) if review and candidates else 1))
+            for amount, review, candidates in rows
+        ) or Decimal("0.00")
 
     def free_amount(self, *, replacing: "PaymentLink | None" = None) -> Decimal:
         """What a new link may still ask for: the due sum less what payable links ask for.
@@ -184,8 +190,15 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
         )
 
     def with_replaced(self) -> "PaymentLinkQuerySet":
-        later = PaymentLink.objects.filter(replaces=models.OuterRef("pk")).live()
-        return self.annotate(replaced=models.Exists(later))
+        return self.annotate(replaced=self._replaced())
+
+    def not_replaced(self) -> "PaymentLinkQuerySet":
+        return self.exclude(self._replaced())
+
+    @staticmethod
+    def _replaced() -> models.Exists:
+        """A live link was made in this one's place ("Send again", "Replace")."""
+        return models.Exists(PaymentLink.objects.filter(replaces=models.OuterRef("pk")).live())
 
 
 class PaymentLink(models.Model):

@@ -309,3 +309,12 @@ def test_a_prepayment_needs_a_department_that_allows_provet_pay(offline_practice
         valid(client="5", department=str(department.pk)), practice=offline_practice
     )
     assert form.is_valid(), form.errors
+
+
+def test_a_link_awaiting_review_counts_once_for_each_provet_link_it_could_be(invoice, department):
+    undecided = waiting_link(invoice, department, "60.00")
+    PaymentLink.objects.filter(pk=undecided.pk).update(
+        state=PaymentLink.State.UNKNOWN, needs_review=True, review_candidates=[11, 12]
+    )
+    assert invoice.asked_for() == Decimal("120.00")  # either candidate can still be paid
+    assert "at most 0.50 EUR is free" in errors(invoice_form(invoice, amount="60.00"))["amount"]

@@ -2,8 +2,10 @@
 
 import pytest
 
+from paylinks import create
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.refresh import read_status
 from paylinks.reissue import send_again
 from sandbox import control
 from sandbox.models import PosTransaction
@@ -82,3 +84,25 @@ def test_when_provet_refuses_the_replacement_the_old_link_s_timeline_says_so(wai
     error = waiting.events.get(kind=LinkEvent.Kind.ERROR)
     assert error.message.startswith("Cancelled, but the link to replace it was not made")
     assert not PaymentLink.objects.filter(replaces=waiting).exists()
+
+
+def test_a_link_paid_while_it_is_being_replaced_is_not_replaced(invoice, receptionist, monkeypatch):
+    half = invoice.due_sum / 2
+    first = create_link(draft_for(invoice, receptionist, amount=half))
+    create_link(draft_for(invoice, receptionist, amount=invoice.due_sum - half))
+    reserve = create._reserve
+
+    def reserve_then_the_client_pays(draft):
+        reserved = reserve(draft)
+        control.settle_link(first.external_id, "pay")
+        read_status(first, source=LinkEvent.Source.POLLER)  # the poller sees it
+        return reserved
+
+    monkeypatch.setattr(create, "_reserve", reserve_then_the_client_pays)
+    with pytest.raises(LinkNotCreated) as refused:
+        create_link(replacement_of(first, receptionist, amount=half))
+    assert "just paid the old link" in refused.value.message
+    assert not PaymentLink.objects.filter(replaces=first).exists()
+    assert (
+        PosTransaction.objects.filter(invoice_id=invoice.provet_id, payment_status=1).count() == 1
+    )
