@@ -36,10 +36,10 @@ ALLOCATION_DELAY = dt.timedelta(minutes=10)
 # Invoices re-read per practice per night, the least recently read first, so a large practice
 # is covered over a few nights without spending its rate limit at once.
 MAX_READS = 150
-# A failed attempt is looked at again once it has been failed for a while (and only once: the
-# look moves `checked_at` past this), if it is no older than a week.
-FAILED_LOOK_AFTER = dt.timedelta(hours=1)
-FAILED_LOOK_WITHIN = dt.timedelta(days=7)
+# Attempts that failed lately get another look each night while they are this young (one or
+# two looks, as the night falls), unless something looked at them within the last hour.
+FAILED_LOOK_WITHIN = dt.timedelta(days=2)
+FAILED_LOOK_QUIET = dt.timedelta(hours=1)
 
 Kind = DriftFinding.Kind
 
@@ -78,11 +78,10 @@ def check_drift(practice: Practice, now: dt.datetime | None = None) -> list[Drif
 
 def _failed_not_looked_at_again(practice: Practice, now: dt.datetime) -> QuerySet[PaymentLink]:
     return PaymentLink.objects.filter(
-        Q(checked_at__isnull=True) | Q(checked_at__lt=F("created_at") + FAILED_LOOK_AFTER),
+        Q(checked_at__isnull=True) | Q(checked_at__lt=now - FAILED_LOOK_QUIET),
         practice=practice,
         state=PaymentLink.State.FAILED,
         postransaction_id__isnull=True,
-        created_at__lte=now - FAILED_LOOK_AFTER,
         created_at__gte=now - FAILED_LOOK_WITHIN,
     ).select_related("practice", "department", "invoice", "prepayment")
 

@@ -84,6 +84,10 @@ def look_again_at_failed(link: PaymentLink, now: dt.datetime) -> bool:
     sure = [candidate for candidate in sure if candidate.id not in link.review_candidates]
     if len(sure) != 1:
         return False
+    if link.replaces is not None and link.replaces.live_replacement() is not None:
+        # The old link was replaced again meanwhile: this one stands on its own now.
+        PaymentLink.objects.filter(pk=link.pk).update(replaces=None)
+        link.replaces = None
     link.adopt(
         sure[0],
         source=LinkEvent.Source.SYSTEM,

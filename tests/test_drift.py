@@ -132,8 +132,12 @@ def test_the_command_prints_the_mismatches(unknown_link, capsys):
 
 def failed_attempt(invoice, receptionist) -> PaymentLink:
     """A create whose answer was lost and that the reconciler found nowhere in Provet."""
-    add_fault(invoice.practice, path="postransaction/$", method="POST", kind="503")
-    link = create_link(draft_for(invoice, receptionist))
+    return failed_attempt_of(draft_for(invoice, receptionist))
+
+
+def failed_attempt_of(draft) -> PaymentLink:
+    add_fault(draft.practice, path="postransaction/$", method="POST", kind="503")
+    link = create_link(draft)
     reconcile_link(link, now=link.created_at + GRACE + dt.timedelta(seconds=1))
     link.refresh_from_db()
     assert link.state == PaymentLink.State.FAILED
@@ -174,11 +178,23 @@ def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, 
     assert list(invoice.open_links()) == [made_again]
 
 
-def test_a_failed_attempt_is_looked_at_again_only_once(invoice, receptionist):
+def test_a_failed_attempt_older_than_two_days_is_left_alone(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
-    night = link.created_at + dt.timedelta(hours=2)
-    check_drift(invoice.practice, now=night)
     made_late_in_provet(link)
-    check_drift(invoice.practice, now=night + dt.timedelta(days=1))
+    check_drift(invoice.practice, now=link.created_at + dt.timedelta(days=3))
     link.refresh_from_db()
     assert link.state == PaymentLink.State.FAILED
+
+
+def test_a_failed_replacement_found_after_another_replaced_the_link_stands_alone(
+    invoice, receptionist
+):
+    old = create_link(draft_for(invoice, receptionist))
+    lost = failed_attempt_of(draft_for(invoice, receptionist, replaces=old))
+    again = create_link(draft_for(invoice, receptionist, replaces=old))  # tried once more
+    posted = made_late_in_provet(lost)
+    check_drift(invoice.practice, now=lost.created_at + dt.timedelta(hours=2))
+    lost.refresh_from_db()
+    assert (lost.postransaction_id, lost.replaces) == (posted.id, None)
+    assert lost.cancelled_at is not None  # the other replacement already asks for it all
+    assert list(invoice.open_links()) == [again]
