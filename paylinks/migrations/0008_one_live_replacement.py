@@ -4,6 +4,26 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def keep_the_first_replacement(apps, schema_editor):
+    """Before this, "Send again" pressed twice could make two live links in place of one. The
+    first stays the replacement; the later ones become links of their own, and say so."""
+    PaymentLink = apps.get_model("paylinks", "PaymentLink")
+    LinkEvent = apps.get_model("paylinks", "LinkEvent")
+    live = PaymentLink.objects.filter(replaces__isnull=False).exclude(state="failed")
+    seen = set()
+    for link in live.order_by("replaces_id", "created_at", "id"):
+        if link.replaces_id not in seen:
+            seen.add(link.replaces_id)
+            continue
+        PaymentLink.objects.filter(pk=link.pk).update(replaces=None)
+        LinkEvent.objects.create(
+            link=link,
+            kind="error",
+            source="system",
+            message="Another link had already replaced the same link: this one stands alone.",
+        )
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -18,6 +38,7 @@ class Migration(migrations.Migration):
             name='review_candidates',
             field=models.JSONField(blank=True, default=list),
         ),
+        migrations.RunPython(keep_the_first_replacement, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='paymentlink',
             constraint=models.UniqueConstraint(condition=models.Q(('replaces__isnull', False), models.Q(('state', 'failed'), _negated=True)), fields=('replaces',), name='link_one_live_replacement'),

@@ -1,0 +1,42 @@
+"""Migrations that change data: what they leave behind on a database with history."""
+
+import uuid
+
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from paylinks.create import create_link
+from paylinks.models import LinkEvent, PaymentLink
+from tests.conftest import draft_for
+
+BEFORE = [("paylinks", "0007_dashboard_indexes")]
+AFTER = [("paylinks", "0008_one_live_replacement")]
+
+
+def migrate(target):
+    executor = MigrationExecutor(connection)
+    executor.migrate(target)
+    return executor.loader.project_state(target).apps
+
+
+def test_two_live_replacements_of_one_link_become_one_and_a_link_of_its_own(
+    transactional_db, invoice, receptionist
+):
+    old = create_link(draft_for(invoice, receptionist, amount=1))
+    first = create_link(draft_for(invoice, receptionist, amount=1, replaces=old))
+    apps = migrate(BEFORE)
+    # What "Send again" pressed twice could make before the constraint.
+    Link = apps.get_model("paylinks", "PaymentLink")
+    second = Link.objects.get(pk=first.pk)
+    second.pk, second.code, second.idempotency_key = None, uuid.uuid4(), "second-press"
+    second.postransaction_id = None
+    second.save()
+    second_pk = second.pk
+
+    migrate(AFTER)
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    assert list(PaymentLink.objects.filter(replaces=old)) == [first]
+    assert PaymentLink.objects.get(pk=second_pk).replaces is None
+    event = LinkEvent.objects.get(link_id=second_pk)
+    assert "stands alone" in event.message
