@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from clinics.models import Membership, Practice
-from paylinks.models import PaymentLink
+from paylinks.models import PaymentLink, PaymentLinkQuerySet
 
 SESSION_KEY = "practice"
 
@@ -23,7 +23,7 @@ def current_practice(request: HttpRequest) -> Practice:
     return practice
 
 
-def links_for(user) -> QuerySet[PaymentLink]:
+def links_for(user) -> PaymentLinkQuerySet:
     return PaymentLink.objects.with_replaced().filter(practice__in=practices_for(user))
 
 

@@ -16,7 +16,7 @@ from clinics.models import Membership, Practice
 from paylinks.access import current_practice, links_for, practices_for
 from paylinks.dashboard import FIGURE_FILTERS, NOBODY, DayField, midnight
 from paylinks.forms import new_form_token
-from paylinks.models import DeliveryMethod, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, PaymentLink, PaymentLinkQuerySet, PaymentStatus
 
 PAGE_SIZE = 25
 
@@ -181,14 +181,11 @@ def _named_practice(request: HttpRequest) -> Practice | None:
 def followup(request: HttpRequest) -> HttpResponse:
     """Expired unpaid links whose money is still due and that nobody has sent again yet."""
     practice = current_practice(request)
-    replaced = PaymentLink.objects.filter(replaces=OuterRef("pk")).exclude(
-        state=PaymentLink.State.FAILED
-    )
     links = (
         _practice_links(request, practice)
+        .not_replaced()
         .filter(payment_status=PaymentStatus.EXPIRED)
         .filter(Q(invoice__isnull=True) | Q(invoice__due_sum__gt=0))
-        .exclude(Exists(replaced))
         .order_by("-expires_at")
     )
     page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -199,7 +196,7 @@ def followup(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _practice_links(request: HttpRequest, practice) -> QuerySet[PaymentLink]:
+def _practice_links(request: HttpRequest, practice) -> PaymentLinkQuerySet:
     return (
         links_for(request.user)
         .filter(practice=practice)
