@@ -68,7 +68,20 @@ def parse_database_url(url: str, base_dir: Path) -> dict:
         file = Path(path) if Path(path).is_absolute() else base_dir / path
         if url.startswith("sqlite:////"):
             file = Path("/" + path)
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(file)}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(file),
+            # The web server and the worker write to one file: each transaction takes the write
+            # lock when it begins (so what it checks still holds when it writes, as a row lock
+            # would on PostgreSQL), and the others wait for it instead of failing.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            # Tests use a file too, so that requests in threads really meet (tests/test_races.py).
+            "TEST": {"NAME": str(file.with_name(f"test_{file.stem}.sqlite3"))},
+        }
     if parts.scheme in {"postgres", "postgresql"}:
         name = unquote(parts.path.lstrip("/"))
         if not name:

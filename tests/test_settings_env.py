@@ -66,3 +66,21 @@ def test_postgres_urls_give_every_part():
 def test_database_urls_that_cannot_work_are_refused(url):
     with pytest.raises(ImproperlyConfigured):
         parse_database_url(url, Path("/"))
+
+
+def test_sqlite_makes_writers_wait_for_each_other_instead_of_failing():
+    options = parse_database_url("sqlite:///db.sqlite3", Path("/srv"))["OPTIONS"]
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] >= 10
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+@pytest.mark.django_db
+def test_the_sqlite_database_runs_in_wal_mode():
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
