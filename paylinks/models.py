@@ -180,12 +180,13 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
 
     def recently_closed(self, now: dt.datetime) -> "PaymentLinkQuerySet":
         """Links that ended unpaid lately (expired, failed, aborted; not cancelled by us): a
-        payment that raced the ending may still show up on them."""
+        payment that raced the ending may still show up on them. An ended link is not checked
+        again, so its last check is when it was seen to end."""
         return self.filter(
             state=PaymentLink.State.CLOSED,
             cancelled_at__isnull=True,
             payment_status__in=PaymentStatus.final() - {PaymentStatus.ACCEPTED},
-            expires_at__gte=now - LATE_PAYMENT_WINDOW,
+            checked_at__gte=now - LATE_PAYMENT_WINDOW,
             postransaction_id__isnull=False,
         )
 

@@ -2,7 +2,7 @@
 the app reads, as a receptionist and as a manager.
 
 `test_no_input_gives_a_server_error` runs 28 times (2 people × 14 values), each time one request
-per target: 64 today (it asserts at least `MIN_REQUESTS`, so the list can't shrink unnoticed),
+per target: 67 today (it asserts at least `MIN_REQUESTS`, so the list can't shrink unnoticed),
 1,792 requests in all; `test_no_webhook_body_gives_a_server_error` makes 19 more. None may answer
 5xx or raise. The link forms' fields are read from the forms the pages render, so a field added
 to a form is tried too.
@@ -43,7 +43,7 @@ HOSTILE = {
 }
 
 # Requests one run makes at the least: the pages and fields below, as they are today.
-MIN_REQUESTS = 60
+MIN_REQUESTS = 65
 
 WEEK = {"period": "custom", "start": "2025-03-03", "end": "2025-03-09"}
 
@@ -115,6 +115,9 @@ def page_targets(client: Client, link: PaymentLink) -> list[Target]:
     send_again = f"/links/{link.code}/send-again/"
     base = {"form_token": "", "next": "/links/follow-up/"}
     found += [Target("post", send_again, name, base) for name in base]
+
+    review = f"/links/{link.code}/review/"
+    found += [Target("post", review, name) for name in ("choose", "none", "cancel_others")]
 
     webhook = f"/webhooks/provet/{link.practice.webhook_secret}/"
     for name in ("invoice_id", "unallocated_payment_id"):

@@ -177,7 +177,10 @@ def test_a_payment_on_an_old_link_is_found_through_the_invoice_s_change(link):
 def test_a_payment_that_raced_the_expiry_is_found_when_the_invoice_s_due_sum_drops(link):
     # PayLinks saw the link expire; Provet took the client's payment a moment later anyway.
     PaymentLink.objects.filter(pk=link.pk).update(
-        state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED, next_check_at=None
+        state=PaymentLink.State.CLOSED,
+        payment_status=PaymentStatus.EXPIRED,
+        next_check_at=None,
+        checked_at=timezone.now(),
     )
     control.settle_link(link.external_id, "pay")
     report = poll_due_links(now=timezone.now() + dt.timedelta(seconds=20))
@@ -192,7 +195,7 @@ def test_a_link_that_ended_long_ago_is_not_read_again(link):
         state=PaymentLink.State.CLOSED,
         payment_status=PaymentStatus.EXPIRED,
         next_check_at=None,
-        expires_at=timezone.now() - dt.timedelta(days=3),
+        checked_at=timezone.now() - dt.timedelta(days=3),  # when it was seen to expire
     )
     control.settle_link(link.external_id, "pay")
     assert poll_due_links(now=timezone.now() + dt.timedelta(seconds=20)).checked == 0

@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, WebhookDelivery
@@ -211,7 +212,10 @@ def test_a_payment_that_raced_the_expiry_is_found_through_the_webhook(
     link = create_link(draft_for(invoice, receptionist))
     # PayLinks saw the link expire; Provet took the client's payment a moment later anyway.
     PaymentLink.objects.filter(pk=link.pk).update(
-        state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED, next_check_at=None
+        state=PaymentLink.State.CLOSED,
+        payment_status=PaymentStatus.EXPIRED,
+        next_check_at=None,
+        checked_at=timezone.now(),
     )
     control.settle_link(link.external_id, "pay")
     client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
