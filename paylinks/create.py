@@ -216,6 +216,9 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     if old.payment_status == PaymentStatus.ACCEPTED:
         _discard(link)  # paid since the reservation: its money is no longer free
         raise LinkNotCreated("No new link was made: the client has just paid the old link.")
+    if old.cancelled_at:
+        _discard(link)  # a colleague's Cancel won the race: it stands
+        raise LinkNotCreated(_CANCELLED_MEANWHILE)
     if not old.is_open or old.postransaction_id is None:
         return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
@@ -366,6 +369,14 @@ def _check_replaceable(old: PaymentLink) -> None:
         raise LinkNotCreated("Wait until PayLinks knows whether the old link exists.")
     if old.payment_status == PaymentStatus.ACCEPTED:
         raise LinkNotCreated("The client has already paid the old link.")
+    if old.cancelled_at:
+        raise LinkNotCreated(_CANCELLED_MEANWHILE)
+
+
+_CANCELLED_MEANWHILE = (
+    "No new link was made: someone cancelled the old link meanwhile. Make a new link from the "
+    "invoice if it is still wanted."
+)
 
 
 def _check_not_above_due(invoice: Invoice, draft: LinkDraft) -> None:
@@ -383,6 +394,12 @@ def above_due(invoice: Invoice, amount: Decimal, *, replacing: PaymentLink | Non
         return ""
     currency = invoice.practice.currency
     asked = invoice.asked_for(excluding=replacing)
+    if replacing is not None and amount <= invoice.due_sum:
+        return (
+            f"Even in place of that link, at most {free} {currency} is free: the invoice's "
+            f"other links waiting for payment ask for {asked} of the {invoice.due_sum} "
+            f"{currency} due."
+        )
     if asked and amount <= invoice.due_sum:
         return (
             f"Links waiting for payment already ask for {asked} of the {invoice.due_sum} "

@@ -5,7 +5,7 @@ import pytest
 from paylinks import create
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
-from paylinks.refresh import read_status
+from paylinks.refresh import cancel_link, read_status
 from paylinks.reissue import send_again
 from sandbox import control
 from sandbox.models import PosTransaction
@@ -106,3 +106,25 @@ def test_a_link_paid_while_it_is_being_replaced_is_not_replaced(invoice, recepti
     assert (
         PosTransaction.objects.filter(invoice_id=invoice.provet_id, payment_status=1).count() == 1
     )
+
+
+@pytest.mark.parametrize("cancelled", ["before the reservation", "after the reservation"])
+def test_a_colleague_s_cancel_wins_over_send_again(
+    waiting, receptionist, manager, monkeypatch, cancelled
+):
+    reserve = create._reserve
+
+    def with_a_cancel(draft):
+        if cancelled == "before the reservation":
+            cancel_link(waiting, user=manager)
+            return reserve(draft)
+        reserved = reserve(draft)
+        cancel_link(waiting, user=manager)
+        return reserved
+
+    monkeypatch.setattr(create, "_reserve", with_a_cancel)
+    with pytest.raises(LinkNotCreated) as refused:
+        send_again(waiting, user=receptionist, idempotency_key="c" * 32)
+    assert "cancelled the old link meanwhile" in refused.value.message
+    assert not PaymentLink.objects.filter(replaces=waiting).exists()
+    assert not waiting.invoice.open_links().exists()
