@@ -312,39 +312,50 @@ class InvoiceLinkForm(LinkForm):
             *args, no_sms=invoice.client_no_sms, no_email=invoice.client_no_email, **kwargs
         )
         self.invoice = invoice
-        self.payable = list(invoice.open_links().order_by("created_at"))
+        self.payable = list(
+            invoice.open_links().select_related("created_by").order_by("created_at")
+        )
         self.asked = invoice.asked_for()
         self.free = max(invoice.due_sum - self.asked, Decimal("0"))
+        # Only a link Provet has made can be cancelled and so replaced.
+        self.replaceable = [link for link in self.payable if link.state == PaymentLink.State.ACTIVE]
         currency = self.practice.currency
         self.fields["replace"].choices = [  # type: ignore[attr-defined]
             ("", f"A new link for what is still free ({self.free} {currency})"),
-            *[(str(link.code), self._replace_label(link)) for link in self.payable],
+            *[(str(link.code), self._replace_label(link)) for link in self.replaceable],
         ]
 
     def _replace_label(self, link: PaymentLink) -> str:
         made = link.created_at.astimezone(ZoneInfo(self.practice.timezone))
+        maker = (
+            link.created_by.get_full_name() or link.created_by.username if link.created_by else ""
+        )
+        by = f" by {maker}" if maker else " in Provet" if link.imported else ""
         return (
-            f"In place of the link for {link.amount} {link.currency} made {made:%-d %b %H:%M} "
-            "(it is cancelled first)"
+            f"In place of the link for {link.amount} {link.currency} made "
+            f"{made:%-d %b %H:%M}{by} (it is cancelled first)"
         )
 
     def initial_amount(self) -> Decimal | None:
-        """What the form starts with: what is free, or all that is due if a link must go."""
+        """What the form starts with: what is free; all that is due when the one waiting link
+        is to be replaced; nothing when the person must first choose which link to replace."""
         if self.free > 0:
             return self.free
-        return self.invoice.due_sum if self.invoice.due_sum > 0 else None
+        if self.initial_replace():
+            return self.invoice.due_sum
+        return None
 
     def initial_replace(self) -> str:
         """Nothing free and one link waiting: replacing it is the likely wish."""
-        if self.free <= 0 and len(self.payable) == 1:
-            return str(self.payable[0].code)
+        if self.free <= 0 and len(self.replaceable) == 1 and len(self.payable) == 1:
+            return str(self.replaceable[0].code)
         return ""
 
     def clean_replace(self) -> PaymentLink | None:
         code = self.cleaned_data["replace"]
         if not code:
             return None
-        return next(link for link in self.payable if str(link.code) == code)
+        return next(link for link in self.replaceable if str(link.code) == code)
 
     @staticmethod
     def invoice_problem(invoice: Invoice) -> str:

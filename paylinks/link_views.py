@@ -1,6 +1,7 @@
 """The link page: payer URL, QR code, live statuses, timeline, and the actions on a link."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import segno
 from django.contrib import messages
@@ -100,7 +101,8 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
         messages.info(
             request,
             f"This link was already sent again{f' by {who}' if who else ''} "
-            f"at {timezone.localtime(new.created_at):%H:%M}: this is the new link.",
+            f"at {new.created_at.astimezone(ZoneInfo(link.practice.timezone)):%H:%M}: this is "
+            "the new link.",
         )
         return HttpResponseRedirect(_next_or(request, new))
     except LinkNotCreated as refused:
@@ -110,7 +112,11 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
     except ProvetError as error:
         messages.error(request, f"No new link was made: {explain(error)}")
         return HttpResponseRedirect(_next_or(request, link))
-    messages.success(request, f"A new link for {new.amount} {new.currency} was made.")
+    messages.success(
+        request,
+        f"A new link for {new.amount} {new.currency} was made for "
+        f"{new.client_name or 'the client'}.",
+    )
     return HttpResponseRedirect(_next_or(request, new))
 
 

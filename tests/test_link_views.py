@@ -200,3 +200,11 @@ def test_a_paid_prepayment_is_not_sent_again(staff, synced_practice, receptionis
 
 def test_a_malformed_client_id_is_not_an_error(staff, synced_practice):
     assert staff.get("/prepayments/new/", {"client": "²"}).status_code == 200
+
+
+def test_a_link_that_can_no_longer_be_paid_is_not_offered_for_paying(staff, link):
+    control.settle_link(link.external_id, "pay")
+    staff.post(page_of(link) + "check/")
+    html = staff.get(page_of(link)).content.decode()
+    assert "Copy link" not in html and "QR code of the payment link" not in html
+    assert "This link can no longer be paid" in html
