@@ -190,6 +190,9 @@ def test_a_failed_replacement_found_after_another_replaced_the_link_stands_alone
     invoice, receptionist
 ):
     old = create_link(draft_for(invoice, receptionist))
+    PaymentLink.objects.filter(pk=old.pk).update(
+        state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED
+    )  # it ran out: sent again without a cancel
     lost = failed_attempt_of(draft_for(invoice, receptionist, replaces=old))
     again = create_link(draft_for(invoice, receptionist, replaces=old))  # tried once more
     posted = made_late_in_provet(lost)
