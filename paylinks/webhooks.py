@@ -5,8 +5,10 @@ body is never trusted: it only makes the named invoice's links due now, and the 
 the truth through the API, at once, in a task.
 """
 
+import datetime as dt
 import json
 
+from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest
@@ -19,6 +21,8 @@ from paylinks.invoices import refresh_due_sums
 from paylinks.models import Invoice, PaymentLink, WebhookDelivery
 from paylinks.polling import PollReport, check_links, check_recently_closed
 
+# Deliveries about one invoice within this long cause one follow-up.
+COALESCE = dt.timedelta(seconds=5)
 # A webhook names an id or two; a body larger than this is not one, and is not read.
 MAX_BODY_BYTES = 64 * 1024
 # Provet's ids are positive and are kept in PositiveIntegerFields, which hold this much on every
@@ -129,10 +133,22 @@ def receive(practice: Practice, request: HttpRequest) -> WebhookDelivery:
         delivery.invoice_provet_id is not None
         and Invoice.objects.filter(practice=practice, provet_id=delivery.invoice_provet_id).exists()
     )
-    if delivery.links_made_due or known_invoice:
+    if (delivery.links_made_due or known_invoice) and _first_in_window(delivery):
         # A worker reads the truth from Provet; the answer to Provet doesn't wait for it.
         async_task("paylinks.tasks.after_webhook", delivery.pk, group="webhook")
     return delivery
+
+
+def _first_in_window(delivery: WebhookDelivery) -> bool:
+    """Whether this delivery is the first for its invoice (or for the practice's unallocated
+    payments) within COALESCE: only that one is followed up.
+
+    Provet sends more than one trigger for a payment and retries what it thinks failed, and
+    anyone who has the URL can repeat it: one read of Provet answers them all. A delivery
+    coalesced away has still made its links due, so the poller's next pass reads them."""
+    subject = delivery.invoice_provet_id or "unallocated"
+    key = f"paylinks:webhook:{delivery.practice_id}:{subject}"
+    return cache.add(key, delivery.pk, COALESCE.total_seconds())
 
 
 def follow_up(delivery: WebhookDelivery) -> PollReport:

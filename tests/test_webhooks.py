@@ -4,6 +4,7 @@ import json
 
 import httpx
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
@@ -222,3 +223,23 @@ def test_a_payment_that_raced_the_expiry_is_found_through_the_webhook(
     link.refresh_from_db()
     assert link.payment_status == PaymentStatus.ACCEPTED
     assert link.events.get(kind="payment").source == "webhook"
+
+
+def test_repeated_deliveries_for_one_invoice_cause_one_follow_up(
+    client, invoice, receptionist, monkeypatch
+):
+    from paylinks import webhooks
+
+    create_link(draft_for(invoice, receptionist))
+    followed = []
+    monkeypatch.setattr(webhooks, "follow_up", lambda delivery: followed.append(delivery.pk))
+    for _ in range(20):
+        assert (
+            client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id}).status_code
+            == 200
+        )
+    assert len(followed) == 1
+    assert WebhookDelivery.objects.filter(invoice_provet_id=invoice.provet_id).count() == 20
+    cache.clear()  # the window has passed
+    client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
+    assert len(followed) == 2
