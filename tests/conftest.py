@@ -174,6 +174,20 @@ def invoice_link_body(practice: Practice, amount, department_url: str, invoice_u
     }
 
 
+def post_in_provet(invoice, amount):
+    """Someone makes a link for the invoice in Provet's own screens (or a lost POST did)."""
+    practice = invoice.practice
+    with practice.provet_client() as client:
+        return client.create_postransaction(
+            invoice_link_body(
+                practice,
+                amount,
+                client.url_for("department", invoice.department.provet_id),
+                client.url_for("invoice", invoice.provet_id),
+            )
+        )
+
+
 def link_made_in_provet(invoice, amount=None):
     """A full link someone made in Provet itself, imported as the invoice page imports it.
 
@@ -181,17 +195,9 @@ def link_made_in_provet(invoice, amount=None):
     from paylinks.invoices import refresh_invoice
     from paylinks.models import PaymentLink
 
-    practice = invoice.practice
-    with practice.provet_client() as client:
-        body = invoice_link_body(
-            practice,
-            amount or invoice.due_sum,
-            client.url_for("department", invoice.department.provet_id),
-            client.url_for("invoice", invoice.provet_id),
-        )
-        posted = client.create_postransaction(body)
-    refresh_invoice(practice, invoice.provet_id)
-    return PaymentLink.objects.get(practice=practice, postransaction_id=posted.id)
+    posted = post_in_provet(invoice, amount or invoice.due_sum)
+    refresh_invoice(invoice.practice, invoice.provet_id)
+    return PaymentLink.objects.get(practice=invoice.practice, postransaction_id=posted.id)
 
 
 def form_data(page, **changes) -> dict:

@@ -15,7 +15,7 @@ from paylinks.reconcile import GRACE, reconcile_link
 from paylinks.refresh import cancel_link
 from sandbox import control
 from sandbox.models import PosTransaction as ProvetPosTransaction
-from tests.conftest import add_fault, draft_for, invoice_link_body, link_made_in_provet
+from tests.conftest import add_fault, draft_for, link_made_in_provet, post_in_provet
 
 Kind = DriftFinding.Kind
 
@@ -144,22 +144,9 @@ def failed_attempt_of(draft) -> PaymentLink:
     return link
 
 
-def made_late_in_provet(link: PaymentLink):
-    """Provet shows the attempt's postransaction after all."""
-    with link.practice.provet_client() as client:
-        return client.create_postransaction(
-            invoice_link_body(
-                link.practice,
-                link.amount,
-                client.url_for("department", link.department.provet_id),
-                client.url_for("invoice", link.invoice.provet_id),
-            )
-        )
-
-
 def test_a_failed_attempt_that_turned_up_in_provet_is_adopted_at_night(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
-    posted = made_late_in_provet(link)
+    posted = post_in_provet(link.invoice, link.amount)
     check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
     link.refresh_from_db()
     assert (link.state, link.postransaction_id) == (PaymentLink.State.ACTIVE, posted.id)
@@ -170,7 +157,7 @@ def test_a_failed_attempt_that_turned_up_in_provet_is_adopted_at_night(invoice, 
 def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
     made_again = create_link(draft_for(invoice, receptionist))  # the desk made it again
-    posted = made_late_in_provet(link)
+    posted = post_in_provet(link.invoice, link.amount)
     check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
     link.refresh_from_db()
     assert link.postransaction_id == posted.id and link.cancelled_at is not None
@@ -180,7 +167,7 @@ def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, 
 
 def test_a_failed_attempt_older_than_two_days_is_left_alone(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
-    made_late_in_provet(link)
+    post_in_provet(link.invoice, link.amount)
     check_drift(invoice.practice, now=link.created_at + dt.timedelta(days=3))
     link.refresh_from_db()
     assert link.state == PaymentLink.State.FAILED
@@ -195,7 +182,7 @@ def test_a_failed_replacement_found_after_another_replaced_the_link_stands_alone
     )  # it ran out: sent again without a cancel
     lost = failed_attempt_of(draft_for(invoice, receptionist, replaces=old))
     again = create_link(draft_for(invoice, receptionist, replaces=old))  # tried once more
-    posted = made_late_in_provet(lost)
+    posted = post_in_provet(lost.invoice, lost.amount)
     check_drift(invoice.practice, now=lost.created_at + dt.timedelta(hours=2))
     lost.refresh_from_db()
     assert (lost.postransaction_id, lost.replaces) == (posted.id, None)

@@ -11,7 +11,7 @@ from paylinks.reconcile import GRACE, STUCK_AFTER, reconcile_link, reconcile_unk
 from paylinks.tasks import reconcile
 from sandbox import control
 from sandbox.models import Client as ProvetClientRow
-from tests.conftest import add_fault, draft_for, invoice_link_body, prepayment_draft_for
+from tests.conftest import add_fault, draft_for, post_in_provet, prepayment_draft_for
 
 
 @pytest.fixture
@@ -20,19 +20,6 @@ def unknown_link(invoice, receptionist):
     link = create_link(draft_for(invoice, receptionist))
     assert link.state == PaymentLink.State.UNKNOWN
     return link
-
-
-def post_directly(link: PaymentLink):
-    """Provet makes a postransaction for the same invoice and amount (as a lost POST would)."""
-    with link.practice.provet_client() as client:
-        return client.create_postransaction(
-            invoice_link_body(
-                link.practice,
-                link.amount,
-                client.url_for("department", link.department.provet_id),
-                client.url_for("invoice", link.invoice.provet_id),
-            )
-        )
 
 
 def test_nothing_found_within_the_grace_period_means_look_again_later(unknown_link):
@@ -51,7 +38,7 @@ def test_nothing_found_after_the_grace_period_means_the_attempt_failed(unknown_l
 
 
 def test_the_one_matching_postransaction_is_adopted(unknown_link):
-    posted = post_directly(unknown_link)
+    posted = post_in_provet(unknown_link.invoice, unknown_link.amount)
     reconcile_link(unknown_link)
     unknown_link.refresh_from_db()
     assert unknown_link.state == PaymentLink.State.ACTIVE
@@ -60,7 +47,7 @@ def test_the_one_matching_postransaction_is_adopted(unknown_link):
 
 
 def test_a_postransaction_another_link_already_owns_is_not_adopted(unknown_link, receptionist):
-    posted = post_directly(unknown_link)
+    posted = post_in_provet(unknown_link.invoice, unknown_link.amount)
     PaymentLink.objects.create(
         practice=unknown_link.practice,
         invoice=unknown_link.invoice,
@@ -78,8 +65,8 @@ def test_a_postransaction_another_link_already_owns_is_not_adopted(unknown_link,
 
 
 def test_several_matches_are_flagged_for_a_person(unknown_link):
-    post_directly(unknown_link)
-    post_directly(unknown_link)
+    post_in_provet(unknown_link.invoice, unknown_link.amount)
+    post_in_provet(unknown_link.invoice, unknown_link.amount)
     reconcile_link(unknown_link)
     unknown_link.refresh_from_db()
     assert unknown_link.state == PaymentLink.State.UNKNOWN
@@ -89,7 +76,7 @@ def test_several_matches_are_flagged_for_a_person(unknown_link):
 
 
 def test_the_scheduled_task_reconciles_due_links(unknown_link):
-    post_directly(unknown_link)
+    post_in_provet(unknown_link.invoice, unknown_link.amount)
     PaymentLink.objects.filter(pk=unknown_link.pk).update(next_check_at=unknown_link.created_at)
     assert reconcile() == 1
     unknown_link.refresh_from_db()
@@ -99,7 +86,7 @@ def test_the_scheduled_task_reconciles_due_links(unknown_link):
 
 def test_a_link_adopted_meanwhile_is_never_marked_failed(unknown_link):
     stale = PaymentLink.objects.get(pk=unknown_link.pk)
-    posted = post_directly(unknown_link)
+    posted = post_in_provet(unknown_link.invoice, unknown_link.amount)
     reconcile_link(unknown_link)  # one worker adopts it
     stale.mark(PaymentLink.State.FAILED, source="system", message="late verdict")
     stale.refresh_from_db()
@@ -119,7 +106,7 @@ def test_a_lost_send_again_has_already_retired_the_link_it_replaces(invoice, rec
     new = create_link(draft_for(invoice, receptionist, replaces=old))
     assert new.state == PaymentLink.State.UNKNOWN
     assert old.events.filter(kind=LinkEvent.Kind.REISSUED).exists()
-    post_directly(new)
+    post_in_provet(new.invoice, new.amount)
     reconcile_link(new)
     old.refresh_from_db()
     assert new.state == PaymentLink.State.ACTIVE

@@ -5,14 +5,13 @@ from decimal import Decimal
 
 import pytest
 
-from clinics.provet.types import PosTransaction as Posted
 from paylinks.create import create_link
 from paylinks.invoices import refresh_invoice
 from paylinks.models import LinkEvent, PaymentLink
 from paylinks.reconcile import reconcile_link
 from sandbox import control
 from sandbox.models import PosTransaction
-from tests.conftest import add_fault, draft_for, invoice_link_body
+from tests.conftest import add_fault, draft_for, post_in_provet
 
 
 @dataclass
@@ -20,20 +19,6 @@ class Undecided:
     link: PaymentLink
     ours: int  # the postransaction the lost POST made
     duplicate: int  # one made for the same money in Provet directly
-
-
-def post_in_provet(invoice, amount: Decimal) -> Posted:
-    """Someone makes a link for the invoice in Provet's own screens."""
-    practice = invoice.practice
-    with practice.provet_client() as client:
-        return client.create_postransaction(
-            invoice_link_body(
-                practice,
-                amount,
-                client.url_for("department", invoice.department.provet_id),
-                client.url_for("invoice", invoice.provet_id),
-            )
-        )
 
 
 @pytest.fixture
