@@ -99,6 +99,8 @@ class Practice(models.Model):
     # Set by the poller: Provet asked it to wait (429), or refused the credentials.
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
     connection_problem = models.CharField(max_length=300, blank=True, editable=False)
+    # The poller's last pass over this practice (paused or not): /healthz tells its age.
+    polled_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PracticeQuerySet.as_manager()

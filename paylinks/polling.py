@@ -78,10 +78,11 @@ def poll_due_links(now: dt.datetime | None = None, practice: Practice | None = N
     """One pass over every practice (or one): check the due links, within budget."""
     now = now or timezone.now()
     report = PollReport()
-    practices = _unpaused(Practice.objects.filter(is_active=True), now)
+    active = Practice.objects.filter(is_active=True)
     if practice is not None:
-        practices = practices.filter(pk=practice.pk)
-    for each in practices:
+        active = active.filter(pk=practice.pk)
+    active.update(polled_at=now)  # the poller is alive, whether Provet lets it ask or not
+    for each in _unpaused(active, now):
         budget = pass_budget(each)
         changed = _links_on_changed_invoices(each, now)[:budget]
         if _check(each, changed, now, report):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from paylinks import dashboard_views, link_views, list_views, views, webhook_views
+from paylinks import dashboard_views, health, link_views, list_views, views, webhook_views
 
 app_name = "paylinks"
 urlpatterns = [
@@ -19,4 +19,5 @@ urlpatterns = [
     path("dashboard/", dashboard_views.dashboard_page, name="dashboard"),
     path("dashboard/export.csv", dashboard_views.dashboard_export, name="dashboard_export"),
     path("webhooks/provet/<str:secret>/", webhook_views.provet_webhook, name="provet_webhook"),
+    path("healthz", health.healthz, name="healthz"),
 ]
