@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -56,6 +57,55 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
         allowed = ", ".join(sorted(choices))
         raise ImproperlyConfigured(f"{name} must be one of {allowed}, not {value!r}")
     return value
+
+
+def env_fernet_key(name: str) -> str:
+    """A Fernet key (32 url-safe base64-encoded bytes), or "" when unset."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        try:
+            Fernet(value.encode())
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be a Fernet key (32 url-safe base64-encoded bytes); make one with "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`'
+            ) from None
+    return value
+
+
+EMAIL_SCHEMES = {
+    # scheme: (backend, default port, STARTTLS, TLS from the start)
+    "smtp": ("smtp", 25, False, False),
+    "smtp+tls": ("smtp", 587, True, False),
+    "smtp+ssl": ("smtp", 465, False, True),
+    "console": ("console", 0, False, False),
+}
+
+
+def parse_email_url(url: str) -> dict:
+    """Turn `smtp+tls://user:password@host:587` (or smtp://, smtp+ssl://, console://) into the
+    parts of Django's EMAIL_* settings."""
+    parts = urlsplit(url)
+    if parts.scheme not in EMAIL_SCHEMES:
+        allowed = ", ".join(f"{scheme}://" for scheme in EMAIL_SCHEMES)
+        raise ImproperlyConfigured(f"EMAIL_URL must start with one of {allowed}")
+    backend, default_port, use_tls, use_ssl = EMAIL_SCHEMES[parts.scheme]
+    if backend == "smtp" and not parts.hostname:
+        raise ImproperlyConfigured(f"EMAIL_URL {parts.scheme}:// must name a host")
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ImproperlyConfigured("EMAIL_URL has a port that is not a number") from None
+    return {
+        "BACKEND": f"django.core.mail.backends.{backend}.EmailBackend",
+        "HOST": parts.hostname or "",
+        "PORT": port,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "USE_TLS": use_tls,
+        "USE_SSL": use_ssl,
+    }
 
 
 def parse_database_url(url: str, base_dir: Path) -> dict:

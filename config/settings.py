@@ -1,10 +1,21 @@
 """PayLinks settings: one file, configured by environment variables (see README)."""
 
+from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str, parse_database_url
+from config.env import (
+    env_bool,
+    env_choice,
+    env_fernet_key,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+    parse_email_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
@@ -18,7 +29,13 @@ if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured("Set SECRET_KEY to a long random value in production")
 
 DEBUG = env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG cannot be on in production: it shows secrets on error pages")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "Set ALLOWED_HOSTS in production to the host names PayLinks is served at"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # The Provet Cloud stand-in, mounted at /sandbox/. Never on in production.
@@ -28,7 +45,7 @@ if PRODUCTION and PAYLINKS_SANDBOX:
 
 # Fernet key that encrypts practice credentials at rest. In development it is derived from
 # SECRET_KEY so the demo works out of the box; production must set its own.
-PAYLINKS_ENCRYPTION_KEY = env_str("PAYLINKS_ENCRYPTION_KEY")
+PAYLINKS_ENCRYPTION_KEY = env_fernet_key("PAYLINKS_ENCRYPTION_KEY")
 if PRODUCTION and not PAYLINKS_ENCRYPTION_KEY:
     raise ImproperlyConfigured("Set PAYLINKS_ENCRYPTION_KEY in production")
 
@@ -48,6 +65,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_htmx",
     "django_q",
+    "axes",
+    "csp",
     "clinics",
     "paylinks",
 ]
@@ -55,8 +74,11 @@ if PAYLINKS_SANDBOX:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
+    # First, so that its headers are on every response, HTTPS redirects and static files too.
+    "config.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -99,6 +123,69 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes) on every login form, /accounts/login/ and /admin/login/: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused,
+# even with the right password, for LOGIN_LOCKOUT_MINUTES counted from the last failure before
+# the lock. Attempts are kept in the database, so every web process sees the same count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked out does not restart the wait, so "within N minutes" stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+AXES_VERBOSE = False  # no banner on every start; lockouts are still logged
+# Proxies in front of PayLinks that append the caller's address to X-Forwarded-For. With 0 the
+# connecting address counts, which behind a proxy is the proxy's: set it to throttle by client.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Sessions suit a shared desk PC: they end when the browser closes, and after SESSION_HOURS.
+SESSION_COOKIE_AGE = env_int("SESSION_HOURS", 12, minimum=1) * 60 * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Email, and with it password reset (config/urls.py), only when EMAIL_URL says how to send it.
+EMAIL_URL = env_str("EMAIL_URL")
+PASSWORD_RESET = bool(EMAIL_URL)
+if EMAIL_URL:
+    email = parse_email_url(EMAIL_URL)
+    EMAIL_BACKEND = email["BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = email["HOST"], email["PORT"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = email["USER"], email["PASSWORD"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL = email["USE_TLS"], email["USE_SSL"]
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PayLinks <paylinks@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Content Security Policy (django-csp): no inline script or style, nothing from other sites.
+# NONCE appears in the header only on a page that uses request.csp_nonce (the sandbox's pages).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Browser features no PayLinks page uses, refused on every response (config/security.py).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=()"
+)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"

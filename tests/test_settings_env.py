@@ -3,7 +3,15 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, parse_database_url
+from config.env import (
+    env_bool,
+    env_choice,
+    env_fernet_key,
+    env_int,
+    env_list,
+    parse_database_url,
+    parse_email_url,
+)
 
 
 def test_booleans_accept_the_usual_words(monkeypatch):
@@ -84,3 +92,51 @@ def test_the_sqlite_database_runs_in_wal_mode():
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
+
+
+def test_a_fernet_key_is_checked_when_set(monkeypatch):
+    monkeypatch.setenv("KEY", "pcdkPjs5xvZyZmRdbSK-XsbUOgL6uB1ePdz8hIEbdOQ=")
+    assert env_fernet_key("KEY") == "pcdkPjs5xvZyZmRdbSK-XsbUOgL6uB1ePdz8hIEbdOQ="
+    monkeypatch.setenv("KEY", "hunter2")
+    with pytest.raises(ImproperlyConfigured, match="KEY must be a Fernet key") as refused:
+        env_fernet_key("KEY")
+    assert "hunter2" not in str(refused.value)
+    monkeypatch.delenv("KEY")
+    assert env_fernet_key("KEY") == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "tls", "ssl"),
+    [
+        ("smtp://localhost", "localhost", 25, False, False),
+        ("smtp+tls://mail.example.com", "mail.example.com", 587, True, False),
+        ("smtp+ssl://mail.example.com:2465", "mail.example.com", 2465, False, True),
+    ],
+)
+def test_email_urls_say_how_to_reach_the_mail_server(url, host, port, tls, ssl):
+    email = parse_email_url(url)
+    assert email["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (email["HOST"], email["PORT"], email["USE_TLS"], email["USE_SSL"]) == (
+        host,
+        port,
+        tls,
+        ssl,
+    )
+
+
+def test_email_url_credentials_are_unquoted():
+    email = parse_email_url("smtp+tls://pay%40links:s%40cret@mail.example.com:587")
+    assert (email["USER"], email["PASSWORD"]) == ("pay@links", "s@cret")
+
+
+def test_a_console_email_url_prints_mail_instead_of_sending_it():
+    email = parse_email_url("console://")
+    assert email["BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+
+
+@pytest.mark.parametrize(
+    "url", ["mail.example.com", "smtps://mail.example.com", "smtp://", "smtp://h:x"]
+)
+def test_email_urls_that_cannot_work_are_refused(url):
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_URL"):
+        parse_email_url(url)
