@@ -229,6 +229,22 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Pauses, throttles and webhook coalescing must hold across every process and machine, so the
+# cache is shared: Redis when REDIS_URL is set, a database table otherwise (made by migration
+# paylinks 0009), never the per-process default.
+CACHE_TABLE = "paylinks_cache"
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "paylinks",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
+    )
+}
+
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

@@ -17,13 +17,16 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
-def _forget_process_state():
-    """Tokens and throttles outlive a test's database; a later test must not reuse them."""
+def _forget_process_state(request, django_db_blocker):
+    """Tokens (process memory) and the shared cache (a table no flush empties) outlive a
+    test's database; a later test must not reuse them."""
     tokens.clear()
-    cache.clear()
+    if "django_db_setup" in request.fixturenames:
+        request.getfixturevalue("django_db_setup")  # the test database, not the real one
+        with django_db_blocker.unblock():
+            cache.clear()
     yield
     tokens.clear()
-    cache.clear()
 
 
 @pytest.fixture

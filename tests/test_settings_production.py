@@ -172,3 +172,49 @@ def test_without_an_email_url_there_is_no_password_reset():
     result = load_settings("PASSWORD_RESET")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize(
+    ("redis", "backend"),
+    [
+        ("", "django.core.cache.backends.db.DatabaseCache"),
+        ("redis://127.0.0.1:6379/0", "django.core.cache.backends.redis.RedisCache"),
+    ],
+)
+def test_the_cache_is_shared_by_every_process_never_per_process_memory(redis, backend):
+    env = {"REDIS_URL": redis} if redis else {}
+    loaded = load_settings("CACHES['default']['BACKEND']", **production(**env))
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == backend
+
+
+def _url_of(connection) -> str:
+    """DATABASE_URL for the database this test runs on."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{config['NAME']}"
+    return f"postgres://{config['USER']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
+
+
+def test_a_throttle_set_by_one_process_holds_in_another(transactional_db):
+    from django.core.cache import cache
+
+    assert cache.add("paylinks:test:shared", 1, 60)
+    # A fresh interpreter: another process, reading the same database.
+    from django.db import connection
+
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
+            "django.setup(); from django.core.cache import cache; "
+            "print(cache.add('paylinks:test:shared', 2, 60))",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": _url_of(connection)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert other.stdout.strip().splitlines()[-1] == "False", other.stderr
