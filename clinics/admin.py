@@ -5,9 +5,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinics.models import Department, Membership, Practice
+from clinics.models import WEBHOOK_SECRET_GRACE, Department, Membership, Practice
 from clinics.provet import ProvetError
 from clinics.sync import check_connection, explain, sync_departments
 
@@ -109,10 +110,11 @@ class PracticeAdmin(admin.ModelAdmin):
         "paused_until",
         "connection_problem",
         "webhook_url",
+        "previous_webhook_url",
         "created_at",
     ]
     inlines = [DepartmentInline, MembershipInline]
-    actions = ["test_connection", "sync_departments_action"]
+    actions = ["test_connection", "sync_departments_action", "rotate_webhook_secret"]
     fieldsets = [
         (
             None,
@@ -151,7 +153,7 @@ class PracticeAdmin(admin.ModelAdmin):
         (
             _("Provet webhooks"),
             {
-                "fields": ["webhook_url"],
+                "fields": ["webhook_url", "previous_webhook_url"],
                 "description": _(
                     "In Provet's webhook settings, add this address for the triggers "
                     "'Invoice payment' and 'Unallocated payment' (form or JSON)."
@@ -172,6 +174,16 @@ class PracticeAdmin(admin.ModelAdmin):
         path = reverse("paylinks:provet_webhook", kwargs={"secret": practice.webhook_secret})
         return f"https://<this PayLinks address>{path}"
 
+    @admin.display(description=_("Previous webhook URL"))
+    def previous_webhook_url(self, practice: Practice) -> str:
+        until = practice.previous_webhook_secret_until
+        if not practice.previous_webhook_secret or until is None or until <= timezone.now():
+            return "—"
+        path = reverse(
+            "paylinks:provet_webhook", kwargs={"secret": practice.previous_webhook_secret}
+        )
+        return f"https://<this PayLinks address>{path}, accepted until {until:%Y-%m-%d %H:%M} UTC"
+
     @admin.display(description=_("Stored credentials"))
     def credentials_stored(self, practice: Practice) -> str:
         parts = []
@@ -187,6 +199,17 @@ class PracticeAdmin(admin.ModelAdmin):
             report = check_connection(practice)
             level = messages.SUCCESS if report.ok else messages.ERROR
             self.message_user(request, f"{practice}: {report.message}", level)
+
+    @admin.action(description=_("Rotate webhook secret"))
+    def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Practice]) -> None:
+        for practice in queryset:
+            practice.rotate_webhook_secret()
+            self.message_user(
+                request,
+                f"{practice}: a new webhook address is on its page; put it in Provet's webhook "
+                f"settings. The old one is accepted for {WEBHOOK_SECRET_GRACE.days} more days.",
+                messages.SUCCESS,
+            )
 
     @admin.action(description=_("Sync departments"))
     def sync_departments_action(self, request: HttpRequest, queryset: QuerySet[Practice]) -> None:

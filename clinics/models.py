@@ -1,3 +1,4 @@
+import datetime as dt
 import secrets
 import uuid
 import zoneinfo
@@ -6,6 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinics import crypto
@@ -17,6 +20,11 @@ MAX_LINK_MINUTES = 30 * 24 * 60
 
 def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+# After a rotation the old webhook address keeps working this long, while Provet's webhook
+# settings are changed to the new one.
+WEBHOOK_SECRET_GRACE = dt.timedelta(days=7)
 
 
 def validate_timezone(value: str) -> None:
@@ -32,6 +40,15 @@ class PracticeQuerySet(models.QuerySet["Practice"]):
         if user.is_superuser:
             return self.all()
         return self.filter(memberships__user=user).distinct()
+
+    def for_webhook_secret(self, secret: str) -> "PracticeQuerySet":
+        """The active practice whose webhook address this is: the current one, or the one
+        before a rotation while its grace period lasts."""
+        current = Q(webhook_secret=secret)
+        previous = Q(
+            previous_webhook_secret=secret, previous_webhook_secret_until__gt=timezone.now()
+        )
+        return self.filter(current | previous, is_active=True)
 
 
 class Practice(models.Model):
@@ -95,6 +112,8 @@ class Practice(models.Model):
     webhook_secret = models.CharField(
         max_length=64, unique=True, default=new_webhook_secret, editable=False
     )
+    previous_webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
+    previous_webhook_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     # Set by the poller: Provet asked it to wait (429), or refused the credentials.
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -117,6 +136,19 @@ class Practice(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def rotate_webhook_secret(self) -> None:
+        """A new webhook address; the old one is still accepted for WEBHOOK_SECRET_GRACE."""
+        self.previous_webhook_secret = self.webhook_secret
+        self.previous_webhook_secret_until = timezone.now() + WEBHOOK_SECRET_GRACE
+        self.webhook_secret = new_webhook_secret()
+        self.save(
+            update_fields=[
+                "webhook_secret",
+                "previous_webhook_secret",
+                "previous_webhook_secret_until",
+            ]
+        )
 
     # Credentials are only ever stored encrypted; these properties are the way in and out.
     @property

@@ -19,7 +19,7 @@ SECRET = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def provet_webhook(request: HttpRequest, secret: str) -> HttpResponse:
     if not SECRET.fullmatch(secret):
         raise Http404
-    practice = Practice.objects.filter(webhook_secret=secret, is_active=True).first()
+    practice = Practice.objects.for_webhook_secret(secret).first()
     if practice is None:
         raise Http404
     try:

@@ -132,3 +132,29 @@ def test_oauth_without_a_secret_is_refused_at_the_field(admin_client, db):
     assert response.status_code == 200
     assert "OAuth2 needs the client secret." in response.content.decode()
     assert not Practice.objects.exists()
+
+
+def test_rotating_the_webhook_secret_keeps_the_old_address_working_for_a_grace_period(
+    admin_client, practice
+):
+    from django.utils import timezone
+
+    old = practice.webhook_secret
+    [message] = shown_messages(run_action(admin_client, "rotate_webhook_secret", practice))
+    assert "new webhook address" in message and "7 more days" in message
+    practice.refresh_from_db()
+    new = practice.webhook_secret
+    assert new != old
+
+    webhook = DjangoClient()
+    for secret in (new, old):  # Provet still has the old address until someone changes it
+        answer = webhook.post(f"/webhooks/provet/{secret}/", {"invoice_id": "1"})
+        assert answer.status_code == 200, secret
+    page = admin_client.get(f"/admin/clinics/practice/{practice.pk}/change/").content.decode()
+    assert f"/webhooks/provet/{new}/" in page and "accepted until" in page
+
+    Practice.objects.filter(pk=practice.pk).update(
+        previous_webhook_secret_until=timezone.now()
+    )  # the grace period is over
+    assert webhook.post(f"/webhooks/provet/{old}/", {"invoice_id": "1"}).status_code == 404
+    assert webhook.post(f"/webhooks/provet/{new}/", {"invoice_id": "1"}).status_code == 200
