@@ -244,3 +244,11 @@ def prepayment_draft_for(practice, user, client_id: int, **changes):
     }
     fields.update(changes)
     return LinkDraft(**fields)
+
+
+def database_url(connection) -> str:
+    """DATABASE_URL for the database the tests run on, for a process started by a test."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{config['NAME']}"
+    return f"postgres://{config['USER']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"

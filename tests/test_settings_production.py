@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "x" * 50
 FERNET_KEY = "pcdkPjs5xvZyZmRdbSK-XsbUOgL6uB1ePdz8hIEbdOQ="
@@ -188,14 +190,6 @@ def test_the_cache_is_shared_by_every_process_never_per_process_memory(redis, ba
     assert loaded.stdout.strip() == backend
 
 
-def _url_of(connection) -> str:
-    """DATABASE_URL for the database this test runs on."""
-    config = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{config['NAME']}"
-    return f"postgres://{config['USER']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
-
-
 def test_a_throttle_set_by_one_process_holds_in_another(transactional_db):
     from django.core.cache import cache
 
@@ -212,7 +206,7 @@ def test_a_throttle_set_by_one_process_holds_in_another(transactional_db):
             "print(cache.add('paylinks:test:shared', 2, 60))",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": _url_of(connection)},
+        env={**os.environ, "DATABASE_URL": database_url(connection)},
         capture_output=True,
         text=True,
         check=False,
