@@ -74,6 +74,7 @@ if PAYLINKS_SANDBOX:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
+    "config.logs.RequestLogMiddleware",  # outermost: every request once, its final status
     # First, so that its headers are on every response, HTTPS redirects and static files too.
     "config.security.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -254,11 +255,27 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# One line per request and per task (config/logs.py), never a secret, a webhook secret, a query
+# string or a request body: JSON lines in production, plain text in development.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "plain", {"json", "plain"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "config.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "config.logs.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # httpx logs every URL with its query string; the Provet client logs its calls instead.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # runserver's access lines repeat config.logs' request lines, query strings included;
+        # through the console handler its warnings are redacted like every other line.
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
 }

@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from clinics.models import Membership, Practice
+from config.logs import bind
 from paylinks.models import PaymentLink, PaymentLinkQuerySet
 
 SESSION_KEY = "practice"
@@ -20,6 +21,7 @@ def current_practice(request: HttpRequest) -> Practice:
     practice = (chosen and practices.filter(code=chosen).first()) or practices.first()
     if practice is None:
         raise Http404("You are not a member of any practice yet. Ask an admin to add you.")
+    bind(practice=str(practice.code))  # on the request's log lines
     return practice
 
 

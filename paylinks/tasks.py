@@ -8,6 +8,7 @@ from django_q.tasks import async_task
 
 from clinics.models import Practice
 from clinics.provet import ProvetError
+from config.logs import bind, logged_task
 from paylinks import drift, webhooks
 from paylinks.models import PaymentLink, WebhookDelivery
 from paylinks.polling import PASSES_PER_MINUTE, TICK, poll_due_links
@@ -15,8 +16,10 @@ from paylinks.reconcile import reconcile_unknown_links
 from paylinks.refresh import WATCHED_INTERVAL, refresh_if_stale
 
 
+@logged_task
 def refresh_link(link_id: int) -> None:
     link = PaymentLink.objects.select_related("practice", "department", "invoice").get(pk=link_id)
+    bind(practice=link.practice.code)
     # When Provet can't answer, the next look (a watched page or the poller) tries again.
     with suppress(ProvetError):
         refresh_if_stale(link)
@@ -32,11 +35,13 @@ def request_refresh(link: PaymentLink) -> bool:
     return True
 
 
+@logged_task
 def reconcile() -> int:
     """Every minute: decide the links whose creation answer was lost."""
     return reconcile_unknown_links()
 
 
+@logged_task
 def poll(passes: int = PASSES_PER_MINUTE) -> str:
     """Every minute: a pass over the due links every TICK (paylinks/polling.py).
 
@@ -53,6 +58,7 @@ def poll(passes: int = PASSES_PER_MINUTE) -> str:
     return "; ".join(reports)
 
 
+@logged_task
 def check_drift() -> int:
     """Every night: one drift check per practice, each its own task (paylinks/drift.py)."""
     practices = list(Practice.objects.filter(is_active=True).values_list("pk", flat=True))
@@ -61,14 +67,19 @@ def check_drift() -> int:
     return len(practices)
 
 
+@logged_task
 def check_drift_for(practice_id: int) -> str:
-    findings = drift.check_drift(Practice.objects.get(pk=practice_id))
+    practice = Practice.objects.get(pk=practice_id)
+    bind(practice=practice.code)
+    findings = drift.check_drift(practice)
     return f"{len(findings)} open mismatches"
 
 
+@logged_task
 def after_webhook(delivery_id: int) -> str:
     """A webhook named an invoice or a prepayment payment: look at its links now."""
     delivery = WebhookDelivery.objects.select_related("practice").get(pk=delivery_id)
+    bind(practice=delivery.practice.code)
     with suppress(ProvetError):
         return str(webhooks.follow_up(delivery))
     return "Provet could not answer; the poller will look again"

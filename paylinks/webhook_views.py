@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from clinics.models import Practice
+from config.logs import bind
 from paylinks.webhooks import MalformedWebhook, receive
 
 logger = logging.getLogger(__name__)
@@ -22,10 +23,11 @@ def provet_webhook(request: HttpRequest, secret: str) -> HttpResponse:
     practice = Practice.objects.for_webhook_secret(secret).first()
     if practice is None:
         raise Http404
+    bind(practice=str(practice.code))  # on the request's log lines
     try:
         delivery = receive(practice, request)
     except MalformedWebhook as error:
-        logger.warning("malformed webhook for %s: %s", practice, error)
+        logger.warning("malformed webhook: %s", error)
         return HttpResponse(str(error), status=error.status, content_type="text/plain")
-    logger.info("webhook for %s made %s links due", practice, delivery.links_made_due)
+    logger.info("webhook made %s links due", delivery.links_made_due)
     return HttpResponse("ok")

@@ -274,6 +274,7 @@ class ProvetClient:
         correlation_id = uuid.uuid4().hex
         kwargs["headers"] = {**kwargs.get("headers", {}), "X-Correlation-Id": correlation_id}
         path = urlsplit(url).path
+        fields: dict[str, Any] = {"correlation_id": correlation_id, "method": method, "path": path}
         started = time.monotonic()
         try:
             response = self._http.request(method, url, **kwargs)
@@ -291,6 +292,7 @@ class ProvetClient:
                 elapsed,
                 type(exc).__name__,
                 correlation_id,
+                extra={**fields, "duration_ms": round(elapsed, 1), "outcome": reason},
             )
             raise ProvetUnavailable(
                 f"Provet Cloud did not answer ({reason}: {type(exc).__name__})",
@@ -305,6 +307,7 @@ class ProvetClient:
             response.status_code,
             elapsed,
             correlation_id,
+            extra={**fields, "status": response.status_code, "duration_ms": round(elapsed, 1)},
         )
         return response, correlation_id
 
