@@ -119,30 +119,40 @@ def sandbox_invoice(practice: Practice, **conditions):
     )
 
 
-def draft_for(invoice, user, **changes):
-    """What a valid invoice link form hands to create_link."""
+def _draft(practice, user, **fields):
+    """A LinkDraft as a valid form hands it to create_link: sent nowhere, no card saving."""
     from paylinks.create import LinkDraft
     from paylinks.forms import new_form_token
 
-    fields = {
-        "practice": invoice.practice,
-        "department": invoice.department,
-        "amount": invoice.due_sum,
+    defaults = {
+        "practice": practice,
         "delivery_method": 0,
         "email": "",
         "phone": "",
-        "description": f"Payment for invoice {invoice}",
-        "duration_minutes": 60,
         "return_url": "",
         "tokenize": "",
         "recurring_model": "",
         "consent": False,
         "created_by": user,
         "idempotency_key": new_form_token(),
-        "invoice": invoice,
     }
-    fields.update(changes)
-    return LinkDraft(**fields)
+    return LinkDraft(**{**defaults, **fields})
+
+
+def draft_for(invoice, user, **changes):
+    """What a valid invoice link form hands to create_link."""
+    return _draft(
+        invoice.practice,
+        user,
+        **{
+            "department": invoice.department,
+            "amount": invoice.due_sum,
+            "description": f"Payment for invoice {invoice}",
+            "duration_minutes": 60,
+            "invoice": invoice,
+            **changes,
+        },
+    )
 
 
 @pytest.fixture
@@ -220,30 +230,20 @@ def prepayment_draft_for(practice, user, client_id: int, **changes):
     """What a valid prepayment form hands to create_link."""
     from decimal import Decimal
 
-    from paylinks.create import LinkDraft
-    from paylinks.forms import new_form_token
-
-    fields = {
-        "practice": practice,
-        "department": practice.departments.filter(allow_nhp_processing=True).first(),
-        "amount": Decimal("80.00"),
-        "delivery_method": 0,
-        "email": "",
-        "phone": "",
-        "description": "Prepayment for surgery",
-        "duration_minutes": 1440,
-        "return_url": "",
-        "tokenize": "",
-        "recurring_model": "",
-        "consent": False,
-        "created_by": user,
-        "idempotency_key": new_form_token(),
-        "client_provet_id": client_id,
-        "client_name": "Client",
-        "prepayment_description": "Prepayment for surgery",
-    }
-    fields.update(changes)
-    return LinkDraft(**fields)
+    return _draft(
+        practice,
+        user,
+        **{
+            "department": practice.departments.filter(allow_nhp_processing=True).first(),
+            "amount": Decimal("80.00"),
+            "description": "Prepayment for surgery",
+            "duration_minutes": 1440,
+            "client_provet_id": client_id,
+            "client_name": "Client",
+            "prepayment_description": "Prepayment for surgery",
+            **changes,
+        },
+    )
 
 
 def database_url(connection) -> str:
