@@ -107,7 +107,11 @@ class Practice(models.Model):
     rate_budget_per_minute = models.PositiveIntegerField(
         default=120,
         validators=[MinValueValidator(1), MaxValueValidator(300)],
-        help_text=_("Status checks per minute PayLinks may spend (Provet allows 300)."),
+        help_text=_(
+            "Requests per rolling minute PayLinks may send to this installation, from all its "
+            "processes together; staff pages may use the last fifth, background work not "
+            "(Provet allows 250-300 per endpoint)."
+        ),
     )
     webhook_secret = models.CharField(
         max_length=64, unique=True, default=new_webhook_secret, editable=False
@@ -115,7 +119,8 @@ class Practice(models.Model):
     previous_webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
     previous_webhook_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
-    # Set by the poller: Provet asked it to wait (429), or refused the credentials.
+    # Provet asked PayLinks to wait (a 429 on any request), or the poller found the credentials
+    # refused: background work stops until then (clinics/budget.py).
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
     connection_problem = models.CharField(max_length=300, blank=True, editable=False)
     # The poller's last pass over this practice (paused or not): /healthz tells its age.
@@ -189,7 +194,10 @@ class Practice(models.Model):
         )
 
     def provet_client(self) -> ProvetClient:
-        return ProvetClient(self.connection())
+        """A client whose every request is spent from this practice's shared budget."""
+        from clinics.budget import Budget  # it counts in this module's models
+
+        return ProvetClient(self.connection(), budget=Budget(self))
 
 
 class Department(models.Model):
@@ -235,3 +243,21 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} – {self.practice} ({self.get_role_display()})"
+
+
+class RequestBudget(models.Model):
+    """How many requests PayLinks sent to a practice's Provet lately (clinics/budget.py).
+
+    One row per practice, changed only by conditional UPDATEs, so every process and machine
+    counts on it and two of them can't both take the last request.
+    """
+
+    practice = models.OneToOneField(
+        Practice, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    minute = models.BigIntegerField(default=0)  # minutes since the Unix epoch, UTC
+    spent = models.PositiveIntegerField(default=0)  # in `minute`
+    spent_before = models.PositiveIntegerField(default=0)  # in the minute before it
+
+    def __str__(self) -> str:
+        return f"{self.spent} requests in minute {self.minute}"

@@ -64,11 +64,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_htmx",
-    "django_q",
     "axes",
     "csp",
     "clinics",
     "paylinks",
+    "django_q",  # after paylinks, whose `qcluster` takes the place of its own
 ]
 if PAYLINKS_SANDBOX:
     INSTALLED_APPS.append("sandbox")
@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "clinics.budget.PagePriorityMiddleware",  # a person waits: Provet reads come first
     # Last, as django-axes asks: it turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

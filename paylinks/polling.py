@@ -1,27 +1,30 @@
 """Keeping open links fresh without anyone pressing anything (DESIGN.md, step 3).
 
-The every-minute schedule runs `poll_due_links` once every TICK through its minute. A pass first
-asks Provet which invoices changed lately and checks their links at once. Then it claims the
+Every TICK, each practice gets a pass of its own (`poll_practice`, queued by tasks.poll). A pass
+first asks Provet which invoices changed lately and checks their links at once. Then it claims the
 links whose `next_check_at` has come, pushing `next_check_at` forward before Provet is asked (a
 crash can't cause a hot loop, and a second worker skips a claimed link). When more links are due
-than the practice's budget allows, the ones most likely to have changed go first. Intervals
-adapt: often while a link is young, when most payments come, rarer as it ages, one last look
-just after it expires, none once its payment status is final. A 429 pauses the practice until
-Retry-After has passed; refused credentials pause it and say so in admin.
+than the pass's share of the practice's budget allows, the ones most likely to have changed go
+first. Intervals adapt (paylinks/cadence.py): often while a link is young, when most payments
+come, rarer as it ages, one last look just after it expires, none once its payment status is
+final; an invoice link's own checks are rare, since the feed finds its payment. Every request is
+spent from the practice's shared budget (clinics/budget.py): a pass stops when it is spent, and
+a 429 pauses the practice until Retry-After; refused credentials pause it and say so in admin.
 """
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
 from clinics.models import Practice
 from clinics.provet import (
     ProvetAuthError,
+    ProvetBudgetSpent,
     ProvetClient,
     ProvetError,
     ProvetNotFound,
@@ -30,6 +33,7 @@ from clinics.provet import (
 )
 from clinics.provet import types as provet
 from clinics.sync import explain
+from paylinks import shutdown
 from paylinks.cadence import interval_for, next_check_at
 from paylinks.models import Invoice, LinkEvent, PaymentLink
 
@@ -38,8 +42,8 @@ logger = logging.getLogger(__name__)
 AUTH_PAUSE = dt.timedelta(minutes=15)
 # Added to the urgency of a link that expired since it was last seen: ahead of routine checks.
 EXPIRED_UNSEEN = 10.0
-# django-q2 schedules run at most once a minute; the poll task makes a pass every TICK within
-# it, and each pass spends its share of the practice's per-minute budget.
+# django-q2 schedules run at most once a minute; the poll task queues a pass per practice every
+# TICK within it, and each pass spends its share of the practice's per-minute budget.
 TICK = dt.timedelta(seconds=10)
 PASSES_PER_MINUTE = 6
 # Each pass asks which invoices changed in this window: longer than a pass, because Provet's
@@ -47,6 +51,9 @@ PASSES_PER_MINUTE = 6
 FEED_WINDOW = dt.timedelta(minutes=2)
 FEED_PAGE_SIZE = 50
 FEED_LIMIT = 200  # invoices read per pass; beyond that the per-link checks find the rest
+# A pass starts no new check after this long (a slow Provet), so with one request's worst case
+# after it (background requests aren't retried) it ends well inside the task timeout.
+PASS_SECONDS = 20
 
 
 def urgency(link, now: dt.datetime) -> float:
@@ -57,7 +64,7 @@ def urgency(link, now: dt.datetime) -> float:
     payments are frequent above one unseen for 20 minutes at an age when they are rare.
     """
     last_look = link.checked_at or link.created_at
-    score = (now - last_look) / interval_for(now - link.created_at)
+    score = (now - last_look) / interval_for(now - link.created_at, link.invoice_id is not None)
     if link.expires_at is not None and last_look < link.expires_at <= now:
         score += EXPIRED_UNSEEN  # it has expired unseen: its status has changed
     return score
@@ -75,18 +82,34 @@ class PollReport:
 
 
 def poll_due_links(now: dt.datetime | None = None, practice: Practice | None = None) -> PollReport:
-    """One pass over every practice (or one): check the due links, within budget."""
-    now = now or timezone.now()
+    """One pass over every active practice (or one), in this process: for the `poll_links`
+    command and the tests. The schedule gives each practice's pass its own task (tasks.py)."""
     report = PollReport()
     active = Practice.objects.filter(is_active=True)
     if practice is not None:
         active = active.filter(pk=practice.pk)
-    active.update(polled_at=now)  # the poller is alive, whether Provet lets it ask or not
-    for each in _unpaused(active, now):
-        budget = pass_budget(each)
-        changed = _links_on_changed_invoices(each, now)[:budget]
-        if _check(each, changed, now, report):
-            _check(each, due_links(each, now, budget - len(changed)), now, report)
+    for each in active:
+        poll_practice(each, now, report)
+    return report
+
+
+def poll_practice(
+    practice: Practice, now: dt.datetime | None = None, report: PollReport | None = None
+) -> PollReport:
+    """One pass over one practice: the links on its changed invoices, then its due links, within
+    the pass's share of its budget and PASS_SECONDS."""
+    now = now or timezone.now()
+    report = report or PollReport()
+    deadline = time.monotonic() + PASS_SECONDS
+    # The poller is alive, whether Provet lets it ask or not (/healthz).
+    Practice.objects.filter(pk=practice.pk).update(polled_at=now)
+    if not _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+        return report
+    budget = pass_budget(practice)
+    changed = _links_on_changed_invoices(practice, now)[:budget]
+    if _check(practice, changed, now, report, deadline=deadline):
+        due = due_links(practice, now, budget - len(changed))
+        _check(practice, due, now, report, deadline=deadline)
     return report
 
 
@@ -110,9 +133,6 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
         or on_invoices.recently_closed(now).exists()
     ):
         return []
-    quiet_key = f"paylinks:feed-paused:{practice.pk}"
-    if cache.get(quiet_key):
-        return []
     remote: list[provet.Invoice] = []
     try:
         with practice.provet_client() as client:
@@ -127,11 +147,8 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
                 if len(remote) >= FEED_LIMIT:
                     logger.warning("invoice changes for %s: more than %s", practice, FEED_LIMIT)
                     break
-    except ProvetRateLimited as error:
-        # The invoice list has its own limit: leave it alone until Provet says so. The
-        # per-link checks still run.
-        cache.set(quiet_key, 1, error.retry_after)
-        return []
+    except ProvetRateLimited:
+        return []  # the budget is spent, or Provet asked to wait (the client paused us)
     except (ProvetAuthError, ProvetPermissionError) as error:
         _pause(practice, now + AUTH_PAUSE, explain(error))
         return []
@@ -215,7 +232,7 @@ def due_links(practice: Practice, now: dt.datetime, budget: int) -> list[Payment
     """The due links this pass can afford, the most likely to have changed first."""
     # Rank on a few columns of every due link, then load only the ones chosen.
     due = _due(practice, now).values_list(
-        "pk", "created_at", "checked_at", "expires_at", named=True
+        "pk", "created_at", "checked_at", "expires_at", "invoice_id", named=True
     )
     ranked = sorted(due, key=lambda link: urgency(link, now), reverse=True)[:budget]
     chosen = _due(practice, now).in_bulk([link.pk for link in ranked])
@@ -237,19 +254,26 @@ def _check(
     now: dt.datetime,
     report: PollReport,
     source: str = LinkEvent.Source.POLLER,
+    deadline: float | None = None,
 ) -> bool:
-    """Claim and check these links; return False when Provet made the practice pause."""
+    """Claim and check these links; return False when the pass should end: Provet made the
+    practice pause, the budget is spent, time is up or the worker is stopping."""
     if not links:
         return True
+    deadline = deadline or time.monotonic() + PASS_SECONDS
     with practice.provet_client() as client:
         for link in links:
+            if shutdown.stop_requested() or time.monotonic() > deadline:
+                return False  # the rest stay due for the next pass
             if not claim(link, now):
                 continue
             try:
                 _check_one(client, link, now, report, source)
             except ProvetRateLimited as error:
-                _pause(practice, now + dt.timedelta(seconds=error.retry_after), "")
-                report.paused.append(practice.name)
+                # Not answered: still due, at the time it had.
+                PaymentLink.objects.filter(pk=link.pk).update(next_check_at=link.next_check_at)
+                if not isinstance(error, ProvetBudgetSpent):
+                    report.paused.append(practice.name)  # the client has paused the practice
                 return False
             except (ProvetAuthError, ProvetPermissionError) as error:
                 _pause(practice, now + AUTH_PAUSE, explain(error))

@@ -1,27 +1,44 @@
 """django-q2 tasks: tiny and idempotent; the schedules and the tests call these same functions."""
 
+import functools
 import time
 from contextlib import suppress
 
+from django.conf import settings
 from django.core.cache import cache
 from django_q.tasks import async_task
 
+from clinics.budget import Priority, priority
 from clinics.models import Practice
 from clinics.provet import ProvetError
 from config.logs import bind, logged_task
-from paylinks import drift, webhooks
+from paylinks import drift, polling, webhooks
 from paylinks.models import PaymentLink, WebhookDelivery
-from paylinks.polling import PASSES_PER_MINUTE, TICK, poll_due_links
+from paylinks.polling import PASSES_PER_MINUTE, TICK
 from paylinks.reconcile import reconcile_unknown_links
 from paylinks.refresh import WATCHED_INTERVAL, refresh_if_stale
+from paylinks.shutdown import wait_or_stop
+
+
+def background(task):
+    """Its Provet requests are background work, after pages' (clinics/budget.py), even when it
+    runs inside a request (tests run tasks at once)."""
+
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        with priority(Priority.BACKGROUND):
+            return task(*args, **kwargs)
+
+    return run
 
 
 @logged_task
 def refresh_link(link_id: int) -> None:
     link = PaymentLink.objects.select_related("practice", "department", "invoice").get(pk=link_id)
     bind(practice=link.practice.code)
-    # When Provet can't answer, the next look (a watched page or the poller) tries again.
-    with suppress(ProvetError):
+    # Someone is watching the link's page: a page read. When Provet can't answer, the next
+    # look (the watched page or the poller) tries again.
+    with priority(Priority.PAGE), suppress(ProvetError):
         refresh_if_stale(link)
 
 
@@ -36,26 +53,49 @@ def request_refresh(link: PaymentLink) -> bool:
 
 
 @logged_task
+@background
 def reconcile() -> int:
     """Every minute: decide the links whose creation answer was lost."""
     return reconcile_unknown_links()
 
 
 @logged_task
-def poll(passes: int = PASSES_PER_MINUTE) -> str:
-    """Every minute: a pass over the due links every TICK (paylinks/polling.py).
+@background
+def poll(ticks: int = PASSES_PER_MINUTE) -> str:
+    """Every minute: every TICK, queue one poll pass per active practice (paylinks/polling.py).
 
-    django-q2 can't schedule more often than once a minute, and a minute is long to wait for a
-    payment the client has just made, so one run makes several passes."""
-    reports = []
+    django-q2 schedules at most once a minute, and a minute is long to wait for a payment the
+    client has just made, so one run queues passes through its minute. It only queues: each
+    practice's pass is its own task, run by any free worker of any cluster, so a slow practice
+    holds up no other. A practice has at most one pass queued or running. The run ends early
+    when its cluster is stopping."""
+    queued = 0
     start = time.monotonic()
-    for number in range(passes):
-        due = start + number * TICK.total_seconds()
-        if time.monotonic() - due > TICK.total_seconds():
-            break  # Provet is slow today: leave the rest of the minute to the next run
-        time.sleep(max(0.0, due - time.monotonic()))
-        reports.append(str(poll_due_links()))
-    return "; ".join(reports)
+    for number in range(ticks):
+        if number and wait_or_stop(start + number * TICK.total_seconds() - time.monotonic()):
+            break
+        for practice_id in Practice.objects.filter(is_active=True).values_list("pk", flat=True):
+            # Freed when the pass ends; expires on its own if its worker was killed.
+            if cache.add(_pass_key(practice_id), 1, settings.Q_CLUSTER["timeout"]):
+                async_task("paylinks.tasks.poll_practice", practice_id, group="poll")
+                queued += 1
+    return f"queued {queued} passes"
+
+
+@logged_task
+@background
+def poll_practice(practice_id: int) -> str:
+    """One poll pass over one practice (paylinks/polling.py)."""
+    try:
+        practice = Practice.objects.get(pk=practice_id)
+        bind(practice=practice.code)
+        return str(polling.poll_practice(practice))
+    finally:
+        cache.delete(_pass_key(practice_id))
+
+
+def _pass_key(practice_id: int) -> str:
+    return f"paylinks:poll-pass:{practice_id}"
 
 
 @logged_task
@@ -68,6 +108,7 @@ def check_drift() -> int:
 
 
 @logged_task
+@background
 def check_drift_for(practice_id: int) -> str:
     practice = Practice.objects.get(pk=practice_id)
     bind(practice=practice.code)
@@ -76,6 +117,7 @@ def check_drift_for(practice_id: int) -> str:
 
 
 @logged_task
+@background
 def after_webhook(delivery_id: int) -> str:
     """A webhook named an invoice or a prepayment payment: look at its links now."""
     delivery = WebhookDelivery.objects.select_related("practice").get(pk=delivery_id)

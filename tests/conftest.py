@@ -91,6 +91,18 @@ def _tasks_run_at_once(monkeypatch):
 
 
 @pytest.fixture
+def app_clock(monkeypatch):
+    """Moves the wall clock that the shared request budget and its pauses read
+    (clinics/budget.py) to a given moment; the sandbox's clock follows it."""
+    from django.utils import timezone
+
+    def move_to(moment):
+        monkeypatch.setattr(timezone, "now", lambda: moment)
+
+    return move_to
+
+
+@pytest.fixture
 def synced_practice(practice) -> Practice:
     """The practice with its departments brought in from Provet, as admin would."""
     from clinics.sync import sync_departments

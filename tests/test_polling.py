@@ -6,8 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from clinics.models import RequestBudget
 from paylinks import tasks
-from paylinks.cadence import AFTER_EXPIRY, next_check_at
+from paylinks.cadence import AFTER_EXPIRY, interval_for, next_check_at
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.polling import PASSES_PER_MINUTE, due_links, poll_due_links
@@ -28,14 +29,23 @@ def make_due(*links: PaymentLink) -> dt.datetime:
 
 def test_a_new_link_is_put_on_the_poller_s_list(link):
     assert link.next_check_at is not None
-    assert link.next_check_at - link.created_at < dt.timedelta(minutes=1)
+    first_check = interval_for(dt.timedelta(0), on_invoice=True)
+    assert link.next_check_at - link.created_at < first_check + dt.timedelta(seconds=5)
 
 
-def test_young_links_are_checked_often_and_old_ones_rarely(link):
-    young = next_check_at(link, link.created_at + dt.timedelta(minutes=1))
-    older = next_check_at(link, link.created_at + dt.timedelta(minutes=90))
-    assert young - (link.created_at + dt.timedelta(minutes=1)) == dt.timedelta(seconds=30)
-    assert older - (link.created_at + dt.timedelta(minutes=90)) > dt.timedelta(seconds=30)
+def test_young_links_are_checked_often_and_old_ones_rarely():
+    for on_invoice in (False, True):
+        young = interval_for(dt.timedelta(minutes=1), on_invoice)
+        older = interval_for(dt.timedelta(minutes=90), on_invoice)
+        assert young < older
+    assert interval_for(dt.timedelta(minutes=1), on_invoice=False) == dt.timedelta(seconds=30)
+
+
+def test_invoice_links_leave_finding_their_payment_to_the_invoice_feed():
+    """Each pass reads Provet's changed invoices, so an invoice link's own checks are rarer."""
+    for minutes in (1, 30, 90, 600, 3000):
+        age = dt.timedelta(minutes=minutes)
+        assert interval_for(age, on_invoice=True) > interval_for(age, on_invoice=False)
 
 
 def test_there_is_one_last_look_just_after_expiry(link):
@@ -67,15 +77,19 @@ def test_a_second_pass_at_the_same_moment_finds_nothing_to_do(link):
     assert poll_due_links(now=now).checked == 0
 
 
-def test_a_429_pauses_the_practice_until_retry_after(link):
+def test_a_429_pauses_the_practice_until_retry_after(link, app_clock):
     now = make_due(link)
     add_fault(link.practice, path="postransaction/\\d+/$", kind="429", retry_after=45)
     report = poll_due_links(now=now)
     link.practice.refresh_from_db()
     assert report.paused == [link.practice.name]
-    assert link.practice.paused_until == now + dt.timedelta(seconds=45)
+    # Paused by the client on the 429, from the wall clock (the pass's `now` is a moment earlier).
+    paused_for = link.practice.paused_until - now
+    assert dt.timedelta(seconds=45) <= paused_for < dt.timedelta(seconds=50)
     make_due(link)
+    app_clock(now + dt.timedelta(seconds=30))
     assert poll_due_links(now=now + dt.timedelta(seconds=30)).checked == 0
+    app_clock(now + dt.timedelta(seconds=50))
     assert poll_due_links(now=now + dt.timedelta(seconds=50)).checked == 1
 
 
@@ -92,6 +106,7 @@ def test_a_pass_spends_its_share_of_the_per_minute_budget(invoice, receptionist)
     links = [create_link(draft_for(invoice, receptionist, amount=1)) for _ in range(3)]
     invoice.practice.rate_budget_per_minute = 2 * PASSES_PER_MINUTE
     invoice.practice.save()
+    RequestBudget.objects.all().delete()  # making the links spent some of this minute's
     assert poll_due_links(now=make_due(*links)).checked == 2
 
 
@@ -130,16 +145,19 @@ def test_a_429_stops_the_practice_s_pass_at_once(invoice, receptionist, in_proce
     add_fault(invoice.practice, path="postransaction/\\d+/$", kind="429", retry_after=45, count=5)
     report = poll_due_links(now=now)
     assert report.paused == [invoice.practice.name]
-    assert PaymentLink.objects.filter(next_check_at=now).count() == 2  # not even claimed
+    # The one Provet refused is still due, at its time; the others weren't even claimed.
+    assert PaymentLink.objects.filter(next_check_at=now).count() == 3
 
 
-def test_a_busy_invoice_list_leaves_the_link_checks_running(link):
+def test_a_429_on_any_endpoint_pauses_all_background_work(link, app_clock):
     now = make_due(link)
-    add_fault(link.practice, path="invoice/$", kind="429", retry_after=45, count=5)
+    add_fault(link.practice, path="invoice/$", kind="429", retry_after=45, count=1)
     report = poll_due_links(now=now)
     link.practice.refresh_from_db()
-    assert report.checked == 1
-    assert link.practice.paused_until is None
+    assert report.checked == 0
+    assert link.practice.paused_until >= now + dt.timedelta(seconds=45)
+    app_clock(link.practice.paused_until + dt.timedelta(seconds=1))
+    assert poll_due_links(now=timezone.now()).checked == 1
 
 
 def test_the_command_runs_one_pass(link, capsys):
@@ -155,7 +173,7 @@ def test_a_payment_the_poller_finds_marks_the_invoice_s_other_links_superseded(
     second = link_made_in_provet(invoice)
     control.settle_link(first.external_id, "pay")
     make_due(first)
-    tasks.poll(passes=1)
+    tasks.poll(ticks=1)
     second.refresh_from_db()
     assert second.display_status()[0] == "Superseded: the invoice is paid"
 

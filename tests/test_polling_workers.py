@@ -11,6 +11,7 @@ from django.utils import timezone
 from clinics.provet import client as provet_client
 from clinics.provet.in_process import wsgi_transport
 from paylinks import polling
+from paylinks.cadence import interval_for
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from sandbox import clock, control
@@ -139,7 +140,7 @@ def test_a_crash_in_the_middle_of_a_pass_loses_nothing(invoice, receptionist, mo
 
     # No hot loop: the link the worker died on waits for its next time, like a checked one.
     assert polling.poll_due_links(now=now).checked == 1
-    later = now + dt.timedelta(minutes=1)
+    later = now + interval_for(dt.timedelta(0), on_invoice=True)
     polling.poll_due_links(now=later)
     for link in links:
         link.refresh_from_db()
@@ -147,7 +148,7 @@ def test_a_crash_in_the_middle_of_a_pass_loses_nothing(invoice, receptionist, mo
         assert link.events.filter(kind=LinkEvent.Kind.PAYMENT_CHANGED).count() == 1
 
 
-def test_a_429_storm_is_obeyed(invoice, receptionist, counting):
+def test_a_429_storm_is_obeyed(invoice, receptionist, counting, app_clock):
     practice = invoice.practice
     practice.rate_budget_per_minute = 300
     practice.save()
@@ -163,11 +164,13 @@ def test_a_429_storm_is_obeyed(invoice, receptionist, counting):
 
     # Every pass while paused sends nothing, however many links are due.
     for seconds in range(10, 60, 10):
+        app_clock(now + dt.timedelta(seconds=seconds))
         assert polling.poll_due_links(now=now + dt.timedelta(seconds=seconds)).checked == 0
     assert counting.statuses().count(429) == 1
 
     # Once Retry-After has passed (on Provet's clock too), the rest are checked.
     resume = practice.paused_until + dt.timedelta(seconds=1)
     clock.advance((resume - timezone.now()).total_seconds())
+    app_clock(resume)
     PaymentLink.objects.filter(pk__in=[x.pk for x in links]).update(next_check_at=resume)
     assert polling.poll_due_links(now=resume).checked == 5

@@ -4,6 +4,7 @@ from clinics.provet.auth import LEGACY_TOKEN, OAUTH2, Connection
 from clinics.provet.client import ProvetClient
 from clinics.provet.errors import (
     ProvetAuthError,
+    ProvetBudgetSpent,
     ProvetError,
     ProvetNotFound,
     ProvetPermissionError,
@@ -17,6 +18,7 @@ __all__ = [
     "OAUTH2",
     "Connection",
     "ProvetAuthError",
+    "ProvetBudgetSpent",
     "ProvetClient",
     "ProvetError",
     "ProvetNotFound",

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,6 +57,17 @@ MAX_RETRY_WAIT = 10.0
 DEFAULT_PAGE_SIZE = 50
 
 
+class Budget(Protocol):
+    """A practice's shared request budget (clinics/budget.py)."""
+
+    @property
+    def background(self) -> bool: ...
+
+    def spend(self) -> None: ...  # raises ProvetBudgetSpent: the request isn't sent
+
+    def rate_limited(self, retry_after: float) -> None: ...
+
+
 def default_transport() -> httpx.BaseTransport | None:
     """The transport of new clients: None is httpx's own. Tests route it to the sandbox."""
     return None
@@ -81,8 +92,10 @@ class ProvetClient:
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: Budget | None = None,
     ):
         self.connection = connection
+        self.budget = budget
         self._sleep = sleep
         self._http = httpx.Client(
             transport=transport or default_transport(),
@@ -213,6 +226,10 @@ class ProvetClient:
         retry: bool,
     ) -> httpx.Response:
         url = path_or_url
+        if self.budget is not None and self.budget.background:
+            # Background work asks again at its next turn: retrying here would hold a worker
+            # through backoffs, and spend the budget on a Provet that is struggling.
+            retry = False
         if not url.startswith(("http://", "https://")):
             url = self.connection.api_base + path_or_url.lstrip("/")
         attempt = 0
@@ -227,6 +244,8 @@ class ProvetClient:
                     self._sleep(BACKOFF_BASE * 2 ** (attempt - 1))
                     continue
                 raise
+            if self.budget is not None:
+                self.budget.spend()
             try:
                 response, correlation_id = self._send(
                     method, url, params=params, json=json, headers={"Authorization": auth_header}
@@ -249,6 +268,8 @@ class ProvetClient:
             if response.status_code < 400:
                 return response
             error = _error_from(response, correlation_id)
+            if isinstance(error, ProvetRateLimited) and self.budget is not None:
+                self.budget.rate_limited(error.retry_after)  # pauses background work
             if retry and attempt < GET_ATTEMPTS and not error.permanent:
                 wait = (
                     error.retry_after

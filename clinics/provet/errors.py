@@ -60,12 +60,22 @@ class ProvetValidationError(ProvetError):
 
 
 class ProvetRateLimited(ProvetError):
-    status = 429
+    status: int | None = 429
     permanent = False
 
     def __init__(self, message: str, *, retry_after: float, **kwargs):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class ProvetBudgetSpent(ProvetRateLimited):
+    """PayLinks' own budget for this installation is spent (clinics/budget.py), or Provet asked
+    it to wait: the request was not sent. Not a 429 from Provet, so it pauses nothing."""
+
+    status = None
+
+    def __init__(self, message: str, *, retry_after: float):
+        super().__init__(message, retry_after=retry_after, request_sent=False)
 
 
 class ProvetForeignURL(ProvetError):

@@ -1,0 +1,74 @@
+"""A qcluster stops within 30 s while the poll task runs, whether systemd signals its whole
+process group or someone signals its main process alone (paylinks/shutdown.py)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.db import connection
+from django_q.conf import Conf
+from django_q.tasks import async_task
+
+from tests.conftest import database_url
+from tests.test_processes import ROOT, live_practice  # noqa: F401 (a fixture)
+
+STOP_WITHIN = 30
+
+
+@pytest.fixture
+def cluster(live_practice, monkeypatch, tmp_path):  # noqa: F811
+    monkeypatch.setattr(Conf, "SYNC", False)
+    log = tmp_path / "qcluster.log"
+    env = {**os.environ, "DATABASE_URL": database_url(connection), "Q_WORKERS": "2"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as systemd gives a service
+        )
+    yield process, log
+    if group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["group", "main process"])
+def test_a_cluster_stops_within_30_seconds_while_the_poll_task_runs(cluster, whole_group):
+    process, log = cluster
+    async_task("paylinks.tasks.poll")
+    assert wait_for(lambda: "'paylinks.tasks.poll'" in log.read_text(), 30), log.read_text()
+    assert wait_for(lambda: "'paylinks.tasks.poll_practice'" in log.read_text(), 30)
+    time.sleep(2)  # into the poll task's minute, between its ticks
+
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.send_signal(signal.SIGTERM)
+    process.wait(timeout=STOP_WITHIN)
+
+    assert wait_for(lambda: not group_alive(process.pid), 5), "a cluster process outlived it"
+    text = log.read_text()
+    assert "has stopped" in text
+    assert "Traceback" not in text
