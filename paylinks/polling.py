@@ -54,6 +54,7 @@ FEED_LIMIT = 200  # invoices read per pass; beyond that the per-link checks find
 # A pass starts no new check after this long (a slow Provet), so with one request's worst case
 # after it (background requests aren't retried) it ends well inside the task timeout.
 PASS_SECONDS = 20
+CLAIM_LEASE = dt.timedelta(minutes=1)
 
 
 def urgency(link, now: dt.datetime) -> float:
@@ -240,11 +241,22 @@ def due_links(practice: Practice, now: dt.datetime, budget: int) -> list[Payment
 
 
 def claim(link: PaymentLink, now: dt.datetime) -> bool:
-    """Only the worker whose conditional update lands asks Provet about this link."""
+    """Only the worker whose conditional update lands asks Provet about this link.
+
+    The claim holds for CLAIM_LEASE; the link's next time is set once Provet has answered. A
+    worker killed in between (SIGKILL, a lost machine) leaves the link due again a minute on,
+    not after its whole interval, which for an old invoice link is hours."""
     return bool(
         PaymentLink.objects.filter(pk=link.pk, next_check_at=link.next_check_at).update(
-            next_check_at=next_check_at(link, now)
+            next_check_at=now + CLAIM_LEASE
         )
+    )
+
+
+def _checked(link: PaymentLink, now: dt.datetime) -> None:
+    """Provet answered (or failed to): the link's next time, unless it needs none any more."""
+    PaymentLink.objects.filter(pk=link.pk, next_check_at=now + CLAIM_LEASE).update(
+        next_check_at=next_check_at(link, now)
     )
 
 
@@ -269,6 +281,7 @@ def _check(
                 continue
             try:
                 _check_one(client, link, now, report, source)
+                _checked(link, now)
             except ProvetRateLimited as error:
                 # Not answered: still due, at the time it had.
                 PaymentLink.objects.filter(pk=link.pk).update(next_check_at=link.next_check_at)
@@ -280,8 +293,8 @@ def _check(
                 report.paused.append(practice.name)
                 return False
             except ProvetError as error:
-                # Already pushed forward: it is looked at again at its next time.
                 logger.warning("poll link %s: %s", link.code, error)
+                _checked(link, now)  # looked at again at its next time
     if practice.connection_problem:
         Practice.objects.filter(pk=practice.pk).update(connection_problem="")
     return True

@@ -10,7 +10,7 @@ from django_q.tasks import async_task
 
 from clinics.budget import Priority, priority
 from clinics.models import Practice
-from clinics.provet import ProvetError
+from clinics.provet import ProvetBudgetSpent, ProvetError
 from config.logs import bind, logged_task
 from paylinks import drift, polling, webhooks
 from paylinks.models import PaymentLink, WebhookDelivery
@@ -122,6 +122,9 @@ def after_webhook(delivery_id: int) -> str:
     """A webhook named an invoice or a prepayment payment: look at its links now."""
     delivery = WebhookDelivery.objects.select_related("practice").get(pk=delivery_id)
     bind(practice=delivery.practice.code)
-    with suppress(ProvetError):
+    try:
         return str(webhooks.follow_up(delivery))
-    return "Provet could not answer; the poller will look again"
+    except ProvetBudgetSpent as spent:
+        return f"not asked ({spent}); the poller will look again"  # its links are due now
+    except ProvetError as error:
+        return f"Provet could not answer ({error}); the poller will look again"

@@ -148,6 +148,27 @@ def test_a_crash_in_the_middle_of_a_pass_loses_nothing(invoice, receptionist, mo
         assert link.events.filter(kind=LinkEvent.Kind.PAYMENT_CHANGED).count() == 1
 
 
+def test_a_link_whose_check_was_killed_is_due_again_after_the_lease_not_its_interval(
+    invoice, receptionist, monkeypatch
+):
+    """A SIGKILLed worker never finishes the check it claimed: an old invoice link would wait
+    hours for its next look, however paid it is."""
+    (link,), now = due_links(invoice, receptionist, 1)
+    control.settle_link(link.external_id, "pay")
+
+    def killed(self, *args, **kwargs):
+        raise SystemExit("worker killed")
+
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(PaymentLink, "record_status", killed)
+        polling.poll_due_links(now=now)
+
+    assert polling.poll_due_links(now=now + dt.timedelta(seconds=30)).checked == 0  # claimed
+    polling.poll_due_links(now=now + polling.CLAIM_LEASE)
+    link.refresh_from_db()
+    assert link.payment_status == PaymentStatus.ACCEPTED
+
+
 def test_a_429_storm_is_obeyed(invoice, receptionist, counting, app_clock):
     practice = invoice.practice
     practice.rate_budget_per_minute = 300
