@@ -7,7 +7,7 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox import clock, control, links, payer, responses
+from sandbox import clock, control, links, payer, ratelimit, responses
 from sandbox.models import Fault, Installation, Webhook
 
 
@@ -61,6 +61,7 @@ def overview(request: HttpRequest, provet_id: int, body: dict) -> HttpResponse:
         "webhooks/deliveries",
         "permissions",
         "rate-limits",
+        "rate-limits/counts",
         "outbox",
     ]
     base = request.build_absolute_uri(request.path)
@@ -165,6 +166,12 @@ def rate_limits_view(request: HttpRequest, provet_id: int, body: dict) -> HttpRe
         control.clear_rate_limits(provet_id)
         return HttpResponse(status=204)
     return JsonResponse({"overrides": control.installation(provet_id).rate_limits})
+
+
+@control_endpoint("GET")
+def rate_limit_counts_view(request: HttpRequest, provet_id: int, body: dict) -> HttpResponse:
+    """Requests let through and refused with 429 since the last reset, per endpoint."""
+    return JsonResponse(ratelimit.counts(provet_id))
 
 
 @control_endpoint("GET")

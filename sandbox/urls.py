@@ -26,6 +26,7 @@ urlpatterns = [
     path(installation + "_control/webhooks/deliveries/", control_api.deliveries_view),
     path(installation + "_control/permissions/", control_api.permissions_view),
     path(installation + "_control/rate-limits/", control_api.rate_limits_view),
+    path(installation + "_control/rate-limits/counts/", control_api.rate_limit_counts_view),
     path(installation + "_control/outbox/", control_api.outbox_view),
     # Provet requires the trailing slash: anything without one answers 301, whatever the method.
     re_path(r"^(?P<path>.*[^/])$", pages.add_slash),

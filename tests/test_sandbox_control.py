@@ -57,6 +57,15 @@ def test_rate_limit_overrides_apply_and_clear(sandbox_api):
     assert sandbox_api.get("client/").status_code == 200
 
 
+def test_the_requests_let_through_and_refused_are_counted(sandbox_api):
+    sandbox_api.control("rate-limits/", {"GET /client/": 1})
+    sandbox_api.get("client/")
+    sandbox_api.get("client/")
+    counts = sandbox_api.control("rate-limits/counts/", method="get").json()
+    assert counts["by_endpoint"]["GET /client/"] == {"allowed": 1, "refused": 1}
+    assert counts["refused"] == 1
+
+
 def test_webhooks_can_be_configured_over_http(sandbox_api):
     made = sandbox_api.control(
         "webhooks/", {"url": "http://127.0.0.1:9/hook/", "trigger": 11, "content_type": 2}
