@@ -25,6 +25,8 @@ from paylinks.polling import PollReport, check_links, check_recently_closed
 COALESCE = dt.timedelta(seconds=5)
 # A webhook names an id or two; a body larger than this is not one, and is not read.
 MAX_BODY_BYTES = 64 * 1024
+# Provet's bodies are flat objects; deeper nesting is refused before it is parsed.
+MAX_DEPTH = 8
 # Provet's ids are positive and are kept in PositiveIntegerFields, which hold this much on every
 # database PayLinks runs on.
 MAX_ID = 2**31 - 1
@@ -47,6 +49,8 @@ def parse_body(request: HttpRequest) -> dict[str, int]:
         raise WebhookTooLarge(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB.")
     data: object
     if "json" in (request.content_type or ""):
+        if _depth(request.body) > MAX_DEPTH:
+            raise MalformedWebhook(f"The JSON body is nested deeper than {MAX_DEPTH} levels.")
         try:
             data = json.loads(request.body, parse_constant=_not_json)
         except (ValueError, RecursionError):  # RecursionError: nested too deep to read
@@ -74,6 +78,31 @@ def _provet_id(key: str, value: object) -> int:
     if number is None or not 1 <= number <= MAX_ID:
         raise MalformedWebhook(f"{key} must be a whole number from 1 to {MAX_ID}.")
     return number
+
+
+def _depth(body: bytes) -> int:
+    """How deep the body's arrays and objects nest (brackets inside strings don't count); the
+    scan stops as soon as it is past MAX_DEPTH."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def _not_json(constant: str) -> None:

@@ -124,7 +124,16 @@ def test_json_nested_too_deep_to_read_is_a_400(client, practice):
     body = '{"invoice_id": ' + "[" * 30_000 + "]" * 30_000 + "}"
     response = client.post(hook_url(practice), body, content_type="application/json")
     assert response.status_code == 400
-    assert WebhookDelivery.objects.get().error == "The body is not valid JSON."
+    assert WebhookDelivery.objects.get().error == ("The JSON body is nested deeper than 8 levels.")
+
+
+def test_json_nesting_is_capped_at_8_levels_and_brackets_in_strings_do_not_count(client, practice):
+    def post(extra):
+        body = json.dumps({"invoice_id": 1, "extra": extra, "note": "[[[[[[[[[[{{{{"})
+        return client.post(hook_url(practice), body, content_type="application/json")
+
+    assert post([[[[[[[1]]]]]]]).status_code == 200  # 8 levels with the outer object
+    assert post([[[[[[[[1]]]]]]]]).status_code == 400
 
 
 def test_a_body_larger_than_64_kib_is_refused_unread(client, practice):
