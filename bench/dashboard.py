@@ -58,7 +58,6 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from clinics.models import Department, Membership, Practice  # noqa: E402
-from paylinks.dashboard import local_today  # noqa: E402
 from paylinks.models import (  # noqa: E402
     DeliveryMethod,
     DeliveryStatus,
@@ -67,6 +66,7 @@ from paylinks.models import (  # noqa: E402
     PaymentLink,
     PaymentStatus,
 )
+from reports.figures import local_today  # noqa: E402
 
 BATCH = 5_000
 DAYS = 365

@@ -56,13 +56,13 @@ from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django_q.conf import Conf  # noqa: E402
 
-from clinics.demo import connect_sandbox_installation  # noqa: E402
 from clinics.models import Practice  # noqa: E402
 from clinics.provet import ProvetClient, ProvetError, ProvetRateLimited  # noqa: E402
 from clinics.provet import client as provet_client  # noqa: E402
 from clinics.provet.auth import tokens  # noqa: E402
 from clinics.provet.in_process import wsgi_transport  # noqa: E402
 from clinics.sync import sync_departments  # noqa: E402
+from demo.practices import connect_sandbox_installation  # noqa: E402
 from paylinks import cadence, polling  # noqa: E402
 from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus  # noqa: E402
 from sandbox import clock, control, links, ratelimit, webhooks  # noqa: E402

@@ -4,11 +4,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from clinics.models import WEBHOOK_SECRET_GRACE, Department, Membership, Practice
+from clinics.models import (
+    WEBHOOK_SECRET_GRACE,
+    Department,
+    Membership,
+    Practice,
+    webhook_path,
+)
 from clinics.provet import ProvetError
 from clinics.sync import check_connection, explain, sync_departments
 
@@ -171,17 +176,14 @@ class PracticeAdmin(admin.ModelAdmin):
     def webhook_url(self, practice: Practice) -> str:
         if not practice.pk:
             return str(_("Shown once the practice is saved."))
-        path = reverse("paylinks:provet_webhook", kwargs={"secret": practice.webhook_secret})
-        return f"https://<this PayLinks address>{path}"
+        return f"https://<this PayLinks address>{webhook_path(practice.webhook_secret)}"
 
     @admin.display(description=_("Previous webhook URL"))
     def previous_webhook_url(self, practice: Practice) -> str:
         until = practice.previous_webhook_secret_until
         if not practice.previous_webhook_secret or until is None or until <= timezone.now():
             return "—"
-        path = reverse(
-            "paylinks:provet_webhook", kwargs={"secret": practice.previous_webhook_secret}
-        )
+        path = webhook_path(practice.previous_webhook_secret)
         return f"https://<this PayLinks address>{path}, accepted until {until:%Y-%m-%d %H:%M} UTC"
 
     @admin.display(description=_("Stored credentials"))

@@ -27,6 +27,20 @@ def new_webhook_secret() -> str:
 WEBHOOK_SECRET_GRACE = dt.timedelta(days=7)
 
 
+# Where Provet sends a practice's webhooks. paylinks serves it (paylinks/urls.py); the address is
+# part of the practice's set-up, so it is defined here, with the secret that ends it.
+WEBHOOK_ROUTE = "webhooks/provet/<str:secret>/"
+
+
+def webhook_path(secret: str) -> str:
+    return "/" + WEBHOOK_ROUTE.replace("<str:secret>", secret)
+
+
+def midnight(day: dt.date, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The moment a day starts in a time zone: where every period and date filter begins."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone)
+
+
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("%(value)s is not a known time zone"), params={"value": value})
@@ -183,6 +197,17 @@ class Practice(models.Model):
         if self.base_url:
             return self.base_url.rstrip("/") + "/"
         return f"https://{self.domain.strip('/')}/{self.provet_id}/"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def today(self, now: dt.datetime | None = None) -> dt.date:
+        """The date it is now in the practice's time zone."""
+        return (now or timezone.now()).astimezone(self.zone).date()
+
+    def start_of_today(self) -> dt.datetime:
+        return midnight(self.today(), self.zone)
 
     def connection(self) -> Connection:
         return Connection(

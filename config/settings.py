@@ -68,10 +68,11 @@ INSTALLED_APPS = [
     "csp",
     "clinics",
     "paylinks",
+    "reports",
     "django_q",  # after paylinks, whose `qcluster` takes the place of its own
 ]
 if PAYLINKS_SANDBOX:
-    INSTALLED_APPS.append("sandbox")
+    INSTALLED_APPS += ["sandbox", "demo"]  # development only: the Provet stand-in, the demo
 
 MIDDLEWARE = [
     "config.logs.RequestLogMiddleware",  # outermost: every request once, its final status

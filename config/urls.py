@@ -20,6 +20,7 @@ account_urls = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    path("", include("reports.urls")),
     path("", include("paylinks.urls")),
 ]
 

@@ -7,6 +7,9 @@ from clinics.models import Membership, Practice
 from config.logs import bind
 from paylinks.models import PaymentLink, PaymentLinkQuerySet
 
+# The roles that see the dashboard and decide what needs review.
+MANAGING_ROLES = [Membership.Role.MANAGER, Membership.Role.ADMIN]
+
 SESSION_KEY = "practice"
 
 

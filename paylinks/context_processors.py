@@ -2,8 +2,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 
 from clinics.models import Membership
-from paylinks.access import practices_for
-from paylinks.dashboard import MANAGING_ROLES
+from paylinks.access import MANAGING_ROLES, practices_for
 
 
 def practices(request: HttpRequest) -> dict:

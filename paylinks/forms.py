@@ -1,5 +1,6 @@
 """The link forms: every rule of DESIGN.md "Rules for input", each message at its field."""
 
+import datetime as dt
 import re
 import secrets
 from decimal import Decimal
@@ -415,3 +416,26 @@ class PrepaymentLinkForm(LinkForm):
                 f"Provet Pay is not allowed in {department.name}: choose another department."
             )
         return department
+
+
+# The days anyone may ask about. A date outside is a slip of the keyboard (year 1, year 9999), and
+# its midnight may not even exist as a moment: year 1 in Helsinki is before year 1 in UTC.
+FIRST_DAY = dt.date(2000, 1, 1)
+LAST_DAY = dt.date(2100, 12, 31)
+
+
+def _within_reach(day: dt.date) -> None:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(
+            f"Pick a date between {FIRST_DAY:%-d %b %Y} and {LAST_DAY:%-d %b %Y}.",
+            code="out_of_range",
+        )
+
+
+class DayField(forms.DateField):
+    """A day to filter by, the dashboard's or the links list's: between FIRST_DAY and LAST_DAY."""
+
+    default_validators = [_within_reach]
+    widget = forms.DateInput(
+        attrs={"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
+    )

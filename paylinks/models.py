@@ -190,6 +190,10 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
             postransaction_id__isnull=False,
         )
 
+    def counted_as(self, figure: str) -> "PaymentLinkQuerySet":
+        """The links a dashboard figure counts (LINK_FIGURES), as the links list filters them."""
+        return self.filter(LINK_FIGURES[figure])
+
     def with_replaced(self) -> "PaymentLinkQuerySet":
         return self.annotate(replaced=self._replaced())
 
@@ -654,6 +658,17 @@ class PaymentLink(models.Model):
                 LinkEvent.Kind.CANCELLED, source, user, _state(old_state), "Cancelled", message
             )
         self._refresh_from(link)
+
+
+# Which links each dashboard figure counts, among those created in its period (reports/figures.py).
+# The links list offers the same filters, so a figure and its list always agree.
+LINK_FIGURES = {
+    "sent": Q(state__in=[PaymentLink.State.ACTIVE, PaymentLink.State.CLOSED]),
+    "paid": Q(payment_status=PaymentStatus.ACCEPTED),
+    "outstanding": Q(state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING),
+    "expired": Q(payment_status=PaymentStatus.EXPIRED),
+    "delivery_failed": Q(delivery_status=DeliveryStatus.FAILED),
+}
 
 
 class LinkEvent(models.Model):

@@ -5,11 +5,11 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client as DjangoClient
 
-from clinics.demo import connect_sandbox_installation
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
 from clinics.provet.auth import tokens
 from clinics.provet.in_process import wsgi_transport
+from demo.practices import connect_sandbox_installation
 
 pytest_plugins = ["tests.sandbox_fixtures"]
 

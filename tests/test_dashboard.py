@@ -14,8 +14,6 @@ import pytest
 from django.utils import timezone
 
 from clinics.models import Department, Membership
-from paylinks import dashboard
-from paylinks.dashboard import Period, humane_duration
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -24,6 +22,8 @@ from paylinks.models import (
     PaymentLink,
     PaymentStatus,
 )
+from reports import figures as dashboard_figures
+from reports.figures import Period, humane_duration
 from tests.conftest import make_user
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -312,7 +312,9 @@ def test_a_department_filter_narrows_every_figure(manager_client, week, departme
 
 
 def test_the_preset_periods_are_days_in_the_practice_s_time_zone(manager_client, week, monkeypatch):
-    monkeypatch.setattr(dashboard, "local_today", lambda practice, now=None: dt.date(2025, 3, 9))
+    monkeypatch.setattr(
+        dashboard_figures, "local_today", lambda practice, now=None: dt.date(2025, 3, 9)
+    )
     assert board_for(manager_client).period.first == dt.date(2025, 3, 3)  # last 7 days by default
     assert board_for(manager_client, period="7d").totals.sent == 8
     # Today is the 9th: only the link sent that evening.

@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from clinics.management.commands import demo_setup
 from clinics.models import Membership, Practice
-from paylinks.demo import seed_link_history
+from demo.history import seed_link_history
+from demo.management.commands import demo_setup
 from paylinks.drift import check_drift
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
 from paylinks.polling import poll_due_links

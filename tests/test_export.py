@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from paylinks.export import lines, neutralise
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+from reports.export import lines, neutralise
 from tests.test_dashboard import WEEK, at, make_link
 
 

@@ -9,9 +9,9 @@ from django.utils import timezone
 from clinics.models import Department
 from paylinks.create import create_link
 from paylinks.forms import new_form_token
-from paylinks.list_views import PAGE_SIZE
 from paylinks.models import Invoice, PaymentLink, PaymentStatus
 from paylinks.refresh import check_now
+from paylinks.views.lists import PAGE_SIZE
 from tests.conftest import draft_for, make_user
 
 

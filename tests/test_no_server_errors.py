@@ -19,10 +19,10 @@ from django.http.response import HttpResponseBase
 from django.test import Client
 
 from paylinks.create import create_link
-from paylinks.dashboard_views import DashboardFilterForm
 from paylinks.forms import new_form_token
-from paylinks.list_views import LinkFilterForm
 from paylinks.models import PaymentLink
+from paylinks.views.lists import LinkFilterForm
+from reports.views import DashboardFilterForm
 from tests.conftest import draft_for
 
 HOSTILE = {

@@ -50,7 +50,7 @@ def test_a_timeout_is_an_unavailable_error(live_practice):
             {"path": "department/", "kind": "timeout", "seconds": 2, "count": 3},
         )
         with pytest.raises(ProvetUnavailable, match="timed out") as unavailable:
-            provet.get_department(department.id)
+            provet.get(f"department/{department.id}/")
     assert unavailable.value.request_sent
 
 

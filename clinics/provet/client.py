@@ -126,9 +126,6 @@ class ProvetClient:
     def list_departments(self) -> list[Department]:
         return list(self.iterate("department/", Department.from_json))
 
-    def get_department(self, department_id: int) -> Department:
-        return Department.from_json(self.get(f"department/{department_id}/"))
-
     def get_client(self, client_id: int) -> Client:
         return Client.from_json(self.get(f"client/{client_id}/"))
 

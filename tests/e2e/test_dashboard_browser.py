@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from clinics.models import Membership
-from paylinks.dashboard import local_today
 from paylinks.models import PaymentLink, PaymentStatus
+from reports.figures import local_today
 from tests.conftest import PASSWORD, make_user
 from tests.test_dashboard import make_link
 

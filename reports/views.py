@@ -12,9 +12,10 @@ from django.shortcuts import render
 from django.utils.text import slugify
 
 from clinics.models import Department, Practice
-from paylinks import dashboard, export
 from paylinks.access import SESSION_KEY, current_practice
 from paylinks.drift import open_findings
+from paylinks.forms import DayField
+from reports import export, figures
 
 # Open drift findings shown at once; the rest are in admin.
 FINDINGS_SHOWN = 50
@@ -25,10 +26,10 @@ class DashboardFilterForm(forms.Form):
 
     practice = forms.ChoiceField(label="Practice", required=False)
     period = forms.ChoiceField(
-        label="Period", required=False, choices=list(dashboard.PERIODS.items())
+        label="Period", required=False, choices=list(figures.PERIODS.items())
     )
-    start = dashboard.DayField(label="From", required=False)
-    end = dashboard.DayField(label="To", required=False)
+    start = DayField(label="From", required=False)
+    end = DayField(label="To", required=False)
     department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
 
     def __init__(self, data: QueryDict, *, practices: list[Practice], default: Practice):
@@ -42,7 +43,7 @@ class DashboardFilterForm(forms.Form):
         if chosen and not (chosen.isdecimal() and int(chosen) in self.departments):
             data.pop("department")
         if not data.get("period"):
-            data["period"] = dashboard.DEFAULT_PERIOD
+            data["period"] = figures.DEFAULT_PERIOD
         super().__init__(data)
         cast(forms.ChoiceField, self.fields["practice"]).choices = [
             (code, p.name) for code, p in self.practices.items()
@@ -50,7 +51,7 @@ class DashboardFilterForm(forms.Form):
         cast(forms.ChoiceField, self.fields["department"]).choices = [("", "All departments")] + [
             (d.provet_id, d.name) for d in self.departments.values()
         ]
-        self.today = dashboard.local_today(self.chosen_practice)
+        self.today = figures.local_today(self.chosen_practice)
 
     def clean(self):
         data = super().clean()
@@ -62,18 +63,18 @@ class DashboardFilterForm(forms.Form):
                 self.add_error("end", "Give the last day of the range.")
             if start and end and end < start:
                 self.add_error("end", "The range ends before it starts.")
-            elif start and end and (end - start).days >= dashboard.MAX_PERIOD_DAYS:
-                self.add_error("end", f"Choose at most {dashboard.MAX_PERIOD_DAYS} days at a time.")
+            elif start and end and (end - start).days >= figures.MAX_PERIOD_DAYS:
+                self.add_error("end", f"Choose at most {figures.MAX_PERIOD_DAYS} days at a time.")
         return data
 
     @property
-    def chosen_period(self) -> dashboard.Period:
+    def chosen_period(self) -> figures.Period:
         """Only valid once the form is: the period chosen, in the practice's time zone."""
         zone = ZoneInfo(self.chosen_practice.timezone)
         key = self.cleaned_data["period"]
         if key == "custom":
-            return dashboard.Period(key, self.cleaned_data["start"], self.cleaned_data["end"], zone)
-        return dashboard.Period.named(key, self.today, zone)
+            return figures.Period(key, self.cleaned_data["start"], self.cleaned_data["end"], zone)
+        return figures.Period.named(key, self.today, zone)
 
     @property
     def chosen_department(self) -> Department | None:
@@ -82,7 +83,7 @@ class DashboardFilterForm(forms.Form):
 
 def _filters(request: HttpRequest) -> DashboardFilterForm:
     """The filters asked for, among the practices this person manages; 403 for anyone else."""
-    practices = list(dashboard.managed_practices(request.user))
+    practices = list(figures.managed_practices(request.user))
     if not practices:
         raise PermissionDenied("The dashboard is for managers and admins of a practice.")
     chosen = request.session.get(SESSION_KEY)
@@ -96,7 +97,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
     context: dict = {"form": form, "practice": form.chosen_practice}
     if form.is_valid():
         period = form.chosen_period
-        board = dashboard.build(form.chosen_practice, period, form.chosen_department)
+        board = figures.build(form.chosen_practice, period, form.chosen_department)
         findings = list(open_findings([form.chosen_practice])[: FINDINGS_SHOWN + 1])
         query = request.GET.copy()
         query.pop("page", None)
@@ -108,7 +109,7 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
             "invoice_pages": form.chosen_practice == current_practice(request),
             "query": query.urlencode(),
         }
-    return render(request, "paylinks/dashboard.html", context)
+    return render(request, "reports/dashboard.html", context)
 
 
 @login_required
@@ -121,7 +122,7 @@ def dashboard_export(request: HttpRequest) -> HttpResponseBase:
         )
         return HttpResponseBadRequest(f"Check the filters: {problems}", content_type="text/plain")
     period = form.chosen_period
-    links = dashboard.counted_links(form.chosen_practice, period, form.chosen_department)
+    links = figures.counted_links(form.chosen_practice, period, form.chosen_department)
     parts = [slugify(form.chosen_practice.name)]
     if form.chosen_department is not None:
         parts.append(slugify(form.chosen_department.name))

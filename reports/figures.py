@@ -38,9 +38,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db.models import (
     Count,
     DecimalField,
@@ -55,18 +53,14 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber
 from django.urls import reverse
-from django.utils import timezone
 
-from clinics.models import Department, Membership, Practice
-from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+from clinics.models import Department, Practice, midnight
+from paylinks.access import MANAGING_ROLES
+from paylinks.models import LINK_FIGURES, DeliveryMethod, PaymentLink
+from paylinks.views.lists import NOBODY
 
 # The longest custom range: a year and a day, so a leap year's whole year fits.
 MAX_PERIOD_DAYS = 366
-
-# The days anyone may ask about. A date outside is a slip of the keyboard (year 1, year 9999), and
-# its midnight may not even exist as a moment: year 1 in Helsinki is before year 1 in UTC.
-FIRST_DAY = dt.date(2000, 1, 1)
-LAST_DAY = dt.date(2100, 12, 31)
 
 PERIODS = {
     "today": "Today",
@@ -77,22 +71,6 @@ PERIODS = {
 }
 DEFAULT_PERIOD = "7d"
 
-MANAGING_ROLES = [Membership.Role.MANAGER, Membership.Role.ADMIN]
-
-# Which links each figure counts, among those created in the period. The links list offers the
-# same filters (paylinks/list_views.py), so a figure and its list always agree.
-SENT = Q(state__in=[PaymentLink.State.ACTIVE, PaymentLink.State.CLOSED])
-FIGURE_FILTERS = {
-    "sent": SENT,
-    "paid": Q(payment_status=PaymentStatus.ACCEPTED),
-    "outstanding": Q(state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING),
-    "expired": Q(payment_status=PaymentStatus.EXPIRED),
-    "delivery_failed": Q(delivery_status=DeliveryStatus.FAILED),
-}
-
-# The links list's `created_by` value for links nobody in PayLinks made (found in Provet, or their
-# maker's account was removed). Parentheses never occur in a username.
-NOBODY = "(none)"
 
 CHANNEL_NAMES = {
     DeliveryMethod.DONT_SEND: "Handed over at the desk",
@@ -119,29 +97,7 @@ def managed_practices(user) -> QuerySet[Practice]:
 
 
 def local_today(practice: Practice, now: dt.datetime | None = None) -> dt.date:
-    return (now or timezone.now()).astimezone(ZoneInfo(practice.timezone)).date()
-
-
-def midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
-    """The moment a day starts in a time zone: where every period and date filter begins."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=zone)
-
-
-def _within_reach(day: dt.date) -> None:
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ValidationError(
-            f"Pick a date between {FIRST_DAY:%-d %b %Y} and {LAST_DAY:%-d %b %Y}.",
-            code="out_of_range",
-        )
-
-
-class DayField(forms.DateField):
-    """A day to filter by, the dashboard's or the links list's: between FIRST_DAY and LAST_DAY."""
-
-    default_validators = [_within_reach]
-    widget = forms.DateInput(
-        attrs={"type": "date", "min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
-    )
+    return practice.today(now)
 
 
 @dataclass(frozen=True)
@@ -225,10 +181,10 @@ FIGURE_NAMES = (
 
 def _figure_aggregates() -> dict[str, Any]:
     def count(name: str) -> Count:
-        return Count("pk", filter=FIGURE_FILTERS[name])
+        return Count("pk", filter=LINK_FIGURES[name])
 
     def amount(name: str) -> Sum:
-        return Sum("amount", filter=FIGURE_FILTERS[name], output_field=_money())
+        return Sum("amount", filter=LINK_FIGURES[name], output_field=_money())
 
     return {
         "sent": Count("pk"),
@@ -256,7 +212,7 @@ class Figures:
     delivery_failed: int = 0
     median_seconds: float | None = None
     p90_seconds: float | None = None
-    # The links list behind each figure, by figure name (see FIGURE_FILTERS).
+    # The links list behind each figure, by figure name (see LINK_FIGURES).
     links: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -357,7 +313,10 @@ def counted_links(
 ) -> QuerySet[PaymentLink]:
     """The links the dashboard counts: sent, and created in the period (module docstring)."""
     links = PaymentLink.objects.filter(
-        SENT, practice=practice, created_at__gte=period.start, created_at__lt=period.end
+        LINK_FIGURES["sent"],
+        practice=practice,
+        created_at__gte=period.start,
+        created_at__lt=period.end,
     )
     if department is not None:
         links = links.filter(department=department)
@@ -394,7 +353,7 @@ def build(practice: Practice, period: Period, department: Department | None = No
     def urls(**filters: Any) -> dict[str, str]:
         return {
             name: link_list_url(practice, period, **(within | filters), status=name)
-            for name in FIGURE_FILTERS
+            for name in LINK_FIGURES
         }
 
     cells = list(links.values(*CELL).annotate(**_figure_aggregates()).order_by())
@@ -491,7 +450,7 @@ def _time_to_pay(
     seconds = ElapsedSeconds("created_at", "paid_at")
     partition = [F(key)] if key else None
     ranked = (
-        links.filter(FIGURE_FILTERS["paid"], paid_at__isnull=False)
+        links.filter(LINK_FIGURES["paid"], paid_at__isnull=False)
         .annotate(
             seconds=seconds,
             rank=Window(RowNumber(), partition_by=partition, order_by=seconds.asc()),
@@ -568,8 +527,8 @@ def _days(links, practice: Practice, period: Period, within: dict[str, Any]) -> 
         .values("day")
         .annotate(
             sent=Count("pk"),
-            paid=Count("pk", filter=FIGURE_FILTERS["paid"]),
-            paid_amount=Sum("amount", filter=FIGURE_FILTERS["paid"], output_field=_money()),
+            paid=Count("pk", filter=LINK_FIGURES["paid"]),
+            paid_amount=Sum("amount", filter=LINK_FIGURES["paid"], output_field=_money()),
         )
         .order_by()
     }

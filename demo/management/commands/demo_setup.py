@@ -9,11 +9,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.urls import reverse
 
-from clinics.demo import connect_sandbox_installation
 from clinics.models import Membership, Practice
 from clinics.provet import client as provet_client
 from clinics.provet.in_process import wsgi_transport
 from clinics.sync import sync_departments
+from demo.practices import connect_sandbox_installation
 
 DEMO_PASSWORD = "paylinks-demo"
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, base_url: str, **options):
-        from paylinks.demo import seed_link_history  # the demo set-up reaches across apps
+        from demo.history import seed_link_history  # the demo set-up reaches across apps
         from sandbox.control import add_webhook, clear_webhooks
         from sandbox.seed import seed_sandbox  # the demo is the one place that may
 

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import uuid
-from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -12,11 +11,20 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from clinics.models import Membership, Practice
+from clinics.models import Membership, Practice, midnight
 from paylinks.access import current_practice, links_for, practices_for
-from paylinks.dashboard import FIGURE_FILTERS, NOBODY, DayField, midnight
-from paylinks.forms import new_form_token
-from paylinks.models import DeliveryMethod, PaymentLink, PaymentLinkQuerySet, PaymentStatus
+from paylinks.forms import DayField, new_form_token
+from paylinks.models import (
+    LINK_FIGURES,
+    DeliveryMethod,
+    PaymentLink,
+    PaymentLinkQuerySet,
+    PaymentStatus,
+)
+
+# The links list's `created_by` value for links nobody in PayLinks made (found in Provet, or their
+# maker's account was removed). Parentheses never occur in a username.
+NOBODY = "(none)"
 
 PAGE_SIZE = 25
 
@@ -28,9 +36,9 @@ STATUS_FILTERS = {
     "cancelled": Q(cancelled_at__isnull=False) | Q(payment_status=PaymentStatus.ABORTED),
     "unknown": Q(state=PaymentLink.State.UNKNOWN),
     # The dashboard's figures (paylinks/dashboard.py), each a link to the list behind it.
-    "sent": FIGURE_FILTERS["sent"],
-    "outstanding": FIGURE_FILTERS["outstanding"],
-    "delivery_failed": FIGURE_FILTERS["delivery_failed"],
+    "sent": LINK_FIGURES["sent"],
+    "outstanding": LINK_FIGURES["outstanding"],
+    "delivery_failed": LINK_FIGURES["delivery_failed"],
 }
 
 
@@ -134,7 +142,7 @@ class LinkFilterForm(forms.Form):
         return links
 
     def _midnight(self, day: dt.date) -> dt.datetime:
-        return midnight(day, ZoneInfo(self.practice.timezone))
+        return midnight(day, self.practice.zone)
 
 
 @login_required

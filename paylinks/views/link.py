@@ -21,7 +21,7 @@ from paylinks import review
 from paylinks.access import links_for
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import PaymentLink
 from paylinks.refresh import CannotCancel, PracticePaused, cancel_link, check_now
 from paylinks.reissue import send_again
 from paylinks.tasks import request_refresh
@@ -245,6 +245,5 @@ def _context(link: PaymentLink, user) -> dict:
         "poll": not link.is_final_for_display,
         "now": timezone.now(),
         "expires_in": (link.expires_at - timezone.now()) if link.expires_at else dt.timedelta(0),
-        "source_labels": dict(LinkEvent.Source.choices),
         "can_review": link.needs_review and review.can_review(user, link),
     }

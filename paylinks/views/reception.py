@@ -1,15 +1,12 @@
 """Reception: find what to charge, fill in the link form, make the link."""
 
-import datetime as dt
 import uuid
-from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -46,7 +43,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     recent = (
         links_for(request.user)
         .filter(practice=practice)
-        .filter(PaymentLink.open_q() | Q(created_at__gte=start_of_today(practice)))
+        .filter(PaymentLink.open_q() | Q(created_at__gte=practice.start_of_today()))
         .select_related("invoice", "department", "created_by")[:15]
     )
     context = {"practice": practice, "query": query, "invoices": invoices, "error": error}
@@ -278,9 +275,3 @@ def _duration_initial(minutes: int) -> dict:
     if str(minutes) in preset:
         return {"duration": str(minutes)}
     return {"duration": "custom", "custom_minutes": minutes}
-
-
-def start_of_today(practice) -> dt.datetime:
-    """Midnight where the practice is."""
-    now = timezone.now().astimezone(ZoneInfo(practice.timezone))
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
