@@ -15,7 +15,7 @@ from clinics.models import (
     webhook_path,
 )
 from clinics.provet import ProvetError
-from clinics.sync import check_connection, explain, sync_departments
+from clinics.sync import explain, sync_departments, try_connection
 
 KEEP = _("Write-only: leave blank to keep what is stored.")
 
@@ -198,7 +198,7 @@ class PracticeAdmin(admin.ModelAdmin):
     @admin.action(description=_("Test connection"))
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Practice]) -> None:
         for practice in queryset:
-            report = check_connection(practice)
+            report = try_connection(practice)
             level = messages.SUCCESS if report.ok else messages.ERROR
             self.message_user(request, f"{practice}: {report.message}", level)
 

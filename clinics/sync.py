@@ -41,7 +41,7 @@ def explain(error: ProvetError) -> str:
     return str(error)
 
 
-def check_connection(practice: Practice) -> ConnectionReport:
+def try_connection(practice: Practice) -> ConnectionReport:
     if not practice.has_credentials:
         return ConnectionReport(False, "No credentials are stored for this practice.")
     try:

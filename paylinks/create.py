@@ -27,9 +27,9 @@ from clinics.provet import (
 )
 from clinics.provet.types import PosTransaction
 from clinics.sync import explain
+from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus, Prepayment, Tokenize
 from paylinks.reconcile import reconcile_link
-from paylinks.refresh import CannotCancel, cancel_link
 
 # Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
 PAYMENT_TYPE_PROVET_PAY = 5003
@@ -365,7 +365,7 @@ def _check_replaceable(old: PaymentLink) -> None:
     replacement = old.live_replacement()
     if replacement is not None:
         raise AlreadyReplaced(replacement)
-    if old.state in (PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN):
+    if old.state in PaymentLink.UNDECIDED:
         raise LinkNotCreated("Wait until PayLinks knows whether the old link exists.")
     if old.payment_status == PaymentStatus.ACCEPTED:
         raise LinkNotCreated("The client has already paid the old link.")

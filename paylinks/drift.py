@@ -23,10 +23,11 @@ from django.utils import timezone
 
 from clinics.models import Practice
 from clinics.provet import ProvetError
+from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.invoices import refresh_due_sums
 from paylinks.models import DriftFinding, Invoice, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import look_again_at_failed
-from paylinks.refresh import CannotCancel, cancel_link, read_status
+from paylinks.refresh import read_status
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def open_findings(practices) -> QuerySet[DriftFinding]:
     ).select_related("practice", "invoice", "link")
 
 
-def check_drift(practice: Practice, now: dt.datetime | None = None) -> list[DriftFinding]:
+def find_drift(practice: Practice, now: dt.datetime | None = None) -> list[DriftFinding]:
     """Re-read the invoices that matter, record what disagrees, resolve what no longer does."""
     now = now or timezone.now()
     try:

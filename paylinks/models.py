@@ -131,7 +131,7 @@ class Invoice(models.Model):
         return self.status == InvoiceStatus.FINALIZED and not self.credit_note and self.due_sum > 0
 
     def open_links(self) -> models.QuerySet["PaymentLink"]:
-        return self.links.filter(PaymentLink.open_q())
+        return self.links.open()
 
     def asked_for(self, *, excluding: "PaymentLink | None" = None) -> Decimal:
         """What the invoice's payable links ask for together, links imported from Provet too.
@@ -190,6 +190,10 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
             postransaction_id__isnull=False,
         )
 
+    def open(self) -> "PaymentLinkQuerySet":
+        """Payable links (PaymentLink.open_q)."""
+        return self.filter(PaymentLink.open_q())
+
     def counted_as(self, figure: str) -> "PaymentLinkQuerySet":
         """The links a dashboard figure counts (LINK_FIGURES), as the links list filters them."""
         return self.filter(LINK_FIGURES[figure])
@@ -213,6 +217,9 @@ class PaymentLink(models.Model):
         UNKNOWN = "unknown", _("Outcome unknown")
         FAILED = "failed", _("Not created")
         CLOSED = "closed", _("Closed")
+
+    # Reserved, and Provet hasn't said yet whether the link exists (or PayLinks didn't hear).
+    UNDECIDED = (State.CREATING, State.UNKNOWN)
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="links")
@@ -348,7 +355,7 @@ class PaymentLink(models.Model):
 
         From the reservation (`creating`, `unknown`) until the link is final or cancelled. An
         invoice's payable links never ask for more than its due sum (Invoice.free_amount)."""
-        return Q(state__in=[PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN]) | Q(
+        return Q(state__in=PaymentLink.UNDECIDED) | Q(
             state=PaymentLink.State.ACTIVE, payment_status=PaymentStatus.PENDING
         )
 
@@ -360,7 +367,8 @@ class PaymentLink(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.state in (self.State.CREATING, self.State.UNKNOWN) or (
+        # open_q, for one link in hand.
+        return self.state in self.UNDECIDED or (
             self.state == self.State.ACTIVE and self.payment_status == PaymentStatus.PENDING
         )
 
@@ -394,29 +402,6 @@ class PaymentLink(models.Model):
         """Nothing about this link will change by itself any more: stop polling the page."""
         return self.state in (self.State.FAILED, self.State.CLOSED) or self.needs_review
 
-    def display_status(self) -> tuple[str, str]:
-        """The status in a receptionist's words, and its tone (waiting, good, bad, neutral)."""
-        if self.state == self.State.CREATING:
-            return "Creating…", "waiting"
-        if self.state == self.State.UNKNOWN:
-            if self.needs_review:
-                return "Needs checking: several Provet links match", "bad"
-            return "Checking with Provet…", "waiting"
-        if self.state == self.State.FAILED:
-            return "Not created", "bad"
-        if self.payment_status == PaymentStatus.ACCEPTED:
-            return "Paid", "good"
-        if self.cancelled_at:
-            return "Cancelled", "neutral"
-        if self.is_replaced:
-            return "Replaced by a new link", "neutral"
-        if self.invoice_id and self.invoice and self.invoice.due_sum <= 0:
-            return "Superseded: the invoice is paid", "neutral"
-        if self.payment_status is None:
-            return "Waiting for payment", "waiting"
-        tone = "waiting" if self.payment_status == PaymentStatus.PENDING else "bad"
-        return str(PaymentStatus(self.payment_status).label), tone
-
     @property
     def sent_to(self) -> list[str]:
         """The addresses Provet sends this link to, by its delivery method."""
@@ -429,16 +414,6 @@ class PaymentLink(models.Model):
             )
             if used and address
         ]
-
-    def display_delivery(self) -> str:
-        if self.delivery_method == DeliveryMethod.DONT_SEND:
-            return "Not sent: hand over the link or the QR code"
-        channel = DeliveryMethod(self.delivery_method).label
-        if self.delivery_status is None or self.delivery_status == DeliveryStatus.NOT_SENT:
-            return f"{channel}: sending…"
-        if self.delivery_status == DeliveryStatus.SENT:
-            return f"{channel}: sent"
-        return f"{channel}: delivery failed, check the number or address"
 
     # State changes. Each locks and re-reads the row, writes its events in the same
     # transaction, and leaves `self` holding what was saved.
@@ -474,9 +449,7 @@ class PaymentLink(models.Model):
         """Take Provet's postransaction as this link's own (after a POST or a reconciliation).
 
         `failed_too`: the nightly second look found what the reconciler had given up on."""
-        waiting = [self.State.CREATING, self.State.UNKNOWN]
-        if failed_too:
-            waiting.append(self.State.FAILED)
+        waiting = [*self.UNDECIDED, self.State.FAILED] if failed_too else self.UNDECIDED
         with transaction.atomic():
             link = self._locked()
             # Only an attempt still waiting for its answer can take one (another worker or
@@ -611,7 +584,7 @@ class PaymentLink(models.Model):
         needs_review = bool(candidates)
         with transaction.atomic():
             link = self._locked()
-            if link.state not in (self.State.CREATING, self.State.UNKNOWN) or (
+            if link.state not in self.UNDECIDED or (
                 link.state == state and link.last_error == message
             ):
                 self._refresh_from(link)

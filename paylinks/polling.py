@@ -108,9 +108,9 @@ def poll_practice(
         return report
     budget = pass_budget(practice)
     changed = _links_on_changed_invoices(practice, now)[:budget]
-    if _check(practice, changed, now, report, deadline=deadline):
+    if _claim_and_check(practice, changed, now, report, deadline=deadline):
         due = due_links(practice, now, budget - len(changed))
-        _check(practice, due, now, report, deadline=deadline)
+        _claim_and_check(practice, due, now, report, deadline=deadline)
     return report
 
 
@@ -185,7 +185,7 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     return list(links.select_related("practice"))
 
 
-def check_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollReport:
+def check_webhook_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollReport:
     """Check these links now, if they are still due (a webhook named their invoice).
 
     They are claimed like the poller's own, and their changes are put down to the webhook."""
@@ -195,7 +195,7 @@ def check_links(practice: Practice, link_ids: Iterable[int], now=None) -> PollRe
         # Capped like a pass (an unallocated payment names every open prepayment link); the
         # rest stay due for the poller.
         links = _due(practice, now).filter(pk__in=list(link_ids)).order_by("-created_at")
-        _check(
+        _claim_and_check(
             practice, list(links[: pass_budget(practice)]), now, report, LinkEvent.Source.WEBHOOK
         )
     return report
@@ -212,7 +212,7 @@ def check_recently_closed(practice: Practice, invoice_ids: Iterable[int], now=No
         ).recently_closed(now)
         links.update(next_check_at=now)
         chosen = list(links.select_related("practice")[: pass_budget(practice)])
-        _check(practice, chosen, now, report, LinkEvent.Source.WEBHOOK)
+        _claim_and_check(practice, chosen, now, report, LinkEvent.Source.WEBHOOK)
     return report
 
 
@@ -260,7 +260,7 @@ def _checked(link: PaymentLink, now: dt.datetime) -> None:
     )
 
 
-def _check(
+def _claim_and_check(
     practice: Practice,
     links: list[PaymentLink],
     now: dt.datetime,

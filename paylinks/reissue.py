@@ -20,7 +20,7 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
     replacement = link.live_replacement()
     if replacement is not None:
         raise AlreadyReplaced(replacement)
-    if link.state in (PaymentLink.State.CREATING, PaymentLink.State.UNKNOWN):
+    if link.state in PaymentLink.UNDECIDED:
         raise LinkNotCreated("Wait until PayLinks knows whether this link exists.")
     if link.cancelled_at:
         raise LinkNotCreated("This link was cancelled. Make a new link from the invoice instead.")

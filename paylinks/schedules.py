@@ -25,7 +25,9 @@ SCHEDULES = [
     # Decides links whose creation answer was lost, or left in `creating` (reconcile.py).
     Scheduled("Reconcile links with a lost answer", "paylinks.tasks.reconcile", every_minutes=1),
     # Queues one drift check per practice: what disagrees with Provet (drift.py).
-    Scheduled("Nightly drift check", "paylinks.tasks.check_drift", daily_at_utc=dt.time(2, 30)),
+    Scheduled(
+        "Nightly drift check", "paylinks.tasks.find_drift_everywhere", daily_at_utc=dt.time(2, 30)
+    ),
 ]
 
 

@@ -99,20 +99,20 @@ def _pass_key(practice_id: int) -> str:
 
 
 @logged_task
-def check_drift() -> int:
+def find_drift_everywhere() -> int:
     """Every night: one drift check per practice, each its own task (paylinks/drift.py)."""
     practices = list(Practice.objects.filter(is_active=True).values_list("pk", flat=True))
     for practice_id in practices:
-        async_task("paylinks.tasks.check_drift_for", practice_id, group="drift")
+        async_task("paylinks.tasks.find_drift_for", practice_id, group="drift")
     return len(practices)
 
 
 @logged_task
 @background
-def check_drift_for(practice_id: int) -> str:
+def find_drift_for(practice_id: int) -> str:
     practice = Practice.objects.get(pk=practice_id)
     bind(practice=practice.code)
-    findings = drift.check_drift(practice)
+    findings = drift.find_drift(practice)
     return f"{len(findings)} open mismatches"
 
 

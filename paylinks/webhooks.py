@@ -19,7 +19,7 @@ from django_q.tasks import async_task
 from clinics.models import Practice
 from paylinks.invoices import refresh_due_sums
 from paylinks.models import Invoice, PaymentLink, WebhookDelivery
-from paylinks.polling import PollReport, check_links, check_recently_closed
+from paylinks.polling import PollReport, check_recently_closed, check_webhook_links
 
 # Deliveries about one invoice within this long cause one follow-up.
 COALESCE = dt.timedelta(seconds=5)
@@ -193,7 +193,7 @@ def follow_up(delivery: WebhookDelivery) -> PollReport:
         links = links.filter(invoice__in=invoices)
     else:
         links = links.filter(prepayment__isnull=False)
-    report = check_links(practice, links.values_list("pk", flat=True))
+    report = check_webhook_links(practice, links.values_list("pk", flat=True))
     dropped = refresh_due_sums(practice, set(invoices.values_list("pk", flat=True)))
     if dropped:
         late = check_recently_closed(practice, dropped)

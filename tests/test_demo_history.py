@@ -12,7 +12,7 @@ from django.utils import timezone
 from clinics.models import Membership, Practice
 from demo.history import seed_link_history
 from demo.management.commands import demo_setup
-from paylinks.drift import check_drift
+from paylinks.drift import find_drift
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
 from paylinks.polling import poll_due_links
 
@@ -128,7 +128,7 @@ def test_every_link_is_as_provet_has_it(synced_practice, staff):
 
 def test_the_drift_check_and_the_poller_find_nothing_to_correct(synced_practice, staff):
     seed_link_history(synced_practice, days=10)
-    assert check_drift(synced_practice) == []
+    assert find_drift(synced_practice) == []
 
     open_links = PaymentLink.objects.filter(practice=synced_practice, state="active")
     count = open_links.update(next_check_at=timezone.now())

@@ -8,11 +8,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from paylinks import tasks
+from paylinks.cancel import cancel_link
 from paylinks.create import create_link
-from paylinks.drift import check_drift, open_findings
+from paylinks.drift import find_drift, open_findings
 from paylinks.models import DriftFinding, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, reconcile_link
-from paylinks.refresh import cancel_link
 from sandbox import control
 from sandbox.models import PosTransaction as ProvetPosTransaction
 from tests.conftest import add_fault, draft_for, link_made_in_provet, post_in_provet
@@ -26,7 +26,7 @@ def kinds(practice) -> list[tuple[str, int | None]]:
 
 def test_nothing_is_found_when_invoices_and_links_agree(invoice, receptionist):
     create_link(draft_for(invoice, receptionist))
-    assert check_drift(invoice.practice) == []
+    assert find_drift(invoice.practice) == []
 
 
 def test_a_paid_invoice_with_an_open_link_is_listed_until_the_link_is_cancelled(
@@ -36,7 +36,7 @@ def test_a_paid_invoice_with_an_open_link_is_listed_until_the_link_is_cancelled(
     second = link_made_in_provet(invoice)
     control.settle_link(first.external_id, "pay")  # no webhook, no poll yet
 
-    check_drift(invoice.practice)
+    find_drift(invoice.practice)
 
     first.refresh_from_db()
     assert first.payment_status == PaymentStatus.ACCEPTED  # read, not flagged
@@ -45,7 +45,7 @@ def test_a_paid_invoice_with_an_open_link_is_listed_until_the_link_is_cancelled(
     assert "cancel it" in finding.message
 
     cancel_link(second, user=receptionist)
-    check_drift(invoice.practice)
+    find_drift(invoice.practice)
     finding.refresh_from_db()
     assert finding.resolved_at is not None
     assert kinds(invoice.practice) == []
@@ -59,7 +59,7 @@ def test_an_accepted_link_on_an_invoice_still_due_is_listed(invoice, receptionis
         state=PaymentLink.State.CLOSED,
         paid_at=timezone.now() - dt.timedelta(hours=1),
     )
-    check_drift(invoice.practice)
+    find_drift(invoice.practice)
     assert kinds(invoice.practice) == [(Kind.PAID_LINK_INVOICE_DUE, link.pk)]
 
 
@@ -70,7 +70,7 @@ def test_a_payment_made_a_moment_ago_is_given_time_to_be_allocated(invoice, rece
         state=PaymentLink.State.CLOSED,
         paid_at=timezone.now() - dt.timedelta(minutes=2),
     )
-    assert check_drift(invoice.practice) == []
+    assert find_drift(invoice.practice) == []
 
 
 def test_a_part_payment_leaves_no_mismatch(invoice, receptionist):
@@ -81,7 +81,7 @@ def test_a_part_payment_leaves_no_mismatch(invoice, receptionist):
         state=PaymentLink.State.CLOSED,
         paid_at=timezone.now() - dt.timedelta(hours=1),
     )
-    assert check_drift(invoice.practice) == []
+    assert find_drift(invoice.practice) == []
 
 
 @pytest.fixture
@@ -94,12 +94,12 @@ def unknown_link(invoice, receptionist) -> PaymentLink:
 
 def test_a_link_unknown_for_over_an_hour_is_listed(unknown_link):
     practice = unknown_link.practice
-    assert check_drift(practice) == []  # still being reconciled
+    assert find_drift(practice) == []  # still being reconciled
     PaymentLink.objects.filter(pk=unknown_link.pk).update(
         created_at=timezone.now() - dt.timedelta(hours=2)
     )
-    check_drift(practice)
-    check_drift(practice)  # a second night adds no duplicate
+    find_drift(practice)
+    find_drift(practice)  # a second night adds no duplicate
     assert kinds(practice) == [(Kind.UNKNOWN_TOO_LONG, unknown_link.pk)]
 
 
@@ -108,15 +108,15 @@ def test_when_provet_cannot_answer_the_snapshots_are_still_compared(unknown_link
         created_at=timezone.now() - dt.timedelta(hours=2)
     )
     add_fault(unknown_link.practice, path=".*", kind="503", count=100)
-    assert [f.kind for f in check_drift(unknown_link.practice)] == [Kind.UNKNOWN_TOO_LONG]
+    assert [f.kind for f in find_drift(unknown_link.practice)] == [Kind.UNKNOWN_TOO_LONG]
 
 
 def test_the_nightly_schedule_exists_once_and_checks_every_practice(unknown_link):
-    assert Schedule.objects.filter(func="paylinks.tasks.check_drift").count() == 1
+    assert Schedule.objects.filter(func="paylinks.tasks.find_drift_everywhere").count() == 1
     PaymentLink.objects.filter(pk=unknown_link.pk).update(
         created_at=timezone.now() - dt.timedelta(hours=2)
     )
-    assert tasks.check_drift() == 1
+    assert tasks.find_drift_everywhere() == 1
     assert kinds(unknown_link.practice) == [(Kind.UNKNOWN_TOO_LONG, unknown_link.pk)]
 
 
@@ -147,7 +147,7 @@ def failed_attempt_of(draft) -> PaymentLink:
 def test_a_failed_attempt_that_turned_up_in_provet_is_adopted_at_night(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
     posted = post_in_provet(link.invoice, link.amount)
-    check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
+    find_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
     link.refresh_from_db()
     assert (link.state, link.postransaction_id) == (PaymentLink.State.ACTIVE, posted.id)
     assert link.next_check_at is not None  # the poller follows it from now on
@@ -158,7 +158,7 @@ def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, 
     link = failed_attempt(invoice, receptionist)
     made_again = create_link(draft_for(invoice, receptionist))  # the desk made it again
     posted = post_in_provet(link.invoice, link.amount)
-    check_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
+    find_drift(invoice.practice, now=link.created_at + dt.timedelta(hours=2))
     link.refresh_from_db()
     assert link.postransaction_id == posted.id and link.cancelled_at is not None
     assert not ProvetPosTransaction.objects.filter(pk=posted.id).exists()
@@ -168,7 +168,7 @@ def test_a_late_find_is_cancelled_when_other_links_ask_for_what_is_due(invoice, 
 def test_a_failed_attempt_older_than_two_days_is_left_alone(invoice, receptionist):
     link = failed_attempt(invoice, receptionist)
     post_in_provet(link.invoice, link.amount)
-    check_drift(invoice.practice, now=link.created_at + dt.timedelta(days=3))
+    find_drift(invoice.practice, now=link.created_at + dt.timedelta(days=3))
     link.refresh_from_db()
     assert link.state == PaymentLink.State.FAILED
 
@@ -183,7 +183,7 @@ def test_a_failed_replacement_found_after_another_replaced_the_link_stands_alone
     lost = failed_attempt_of(draft_for(invoice, receptionist, replaces=old))
     again = create_link(draft_for(invoice, receptionist, replaces=old))  # tried once more
     posted = post_in_provet(lost.invoice, lost.amount)
-    check_drift(invoice.practice, now=lost.created_at + dt.timedelta(hours=2))
+    find_drift(invoice.practice, now=lost.created_at + dt.timedelta(hours=2))
     lost.refresh_from_db()
     assert (lost.postransaction_id, lost.replaces) == (posted.id, None)
     assert lost.cancelled_at is not None  # the other replacement already asks for it all

@@ -69,5 +69,9 @@ def test_delivery_moves_from_not_sent_to_sent_once(link):
 
 
 def test_an_answer_without_a_payment_link_changes_nothing(link):
+    saved = PaymentLink.objects.filter(pk=link.pk).values().get()
+    events = link.events.count()
     bare = PosTransaction.from_json({"id": link.postransaction_id, "amount": "1.00"})
     assert not link.record_status(bare, source="poller")
+    assert PaymentLink.objects.filter(pk=link.pk).values().get() == saved
+    assert link.events.count() == events

@@ -6,8 +6,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from clinics.provet import ProvetClient
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.templatetags.link_words import status_words
 from sandbox import control
 from sandbox.models import Invoice as ProvetInvoice
 from sandbox.models import PosTransaction
@@ -69,8 +71,17 @@ def test_the_live_status_turns_to_paid_once_the_client_pays(staff, link):
     assert link.paid_at is not None
 
 
-def test_check_now_asks_provet_and_records_it(staff, link):
+def test_check_now_asks_provet_and_records_it(staff, link, monkeypatch):
+    asked = []
+    read = ProvetClient.get_postransaction
+
+    def spy(client, postransaction_id):
+        asked.append(postransaction_id)
+        return read(client, postransaction_id)
+
+    monkeypatch.setattr(ProvetClient, "get_postransaction", spy)
     staff.post(page_of(link) + "check/")
+    assert asked == [link.postransaction_id]
     assert link.events.filter(kind=LinkEvent.Kind.REFRESHED).count() == 1
 
 
@@ -86,7 +97,7 @@ def test_cancel_deletes_the_postransaction_and_shows_cancelled(staff, link):
     assert "The link is cancelled" in response.content.decode()
     link.refresh_from_db()
     assert link.cancelled_at is not None
-    assert link.display_status()[0] == "Cancelled"
+    assert status_words(link)[0] == "Cancelled"
     assert not PosTransaction.objects.filter(pk=link.postransaction_id).exists()
     assert link.events.filter(kind=LinkEvent.Kind.CANCELLED).exists()
 

@@ -188,15 +188,15 @@ def test_a_provet_call_logs_its_correlation_id_as_a_field(practice, logged):
 
 
 def test_a_task_logs_its_name_practice_duration_and_outcome(practice, logged):
-    tasks.check_drift_for(practice.pk)
+    tasks.find_drift_for(practice.pk)
     [line] = logged.of("paylinks.task")
-    assert (line["task"], line["practice"]) == ("check_drift_for", str(practice.code))
+    assert (line["task"], line["practice"]) == ("find_drift_for", str(practice.code))
     assert line["outcome"] == "0 open mismatches" and line["duration_ms"] >= 0
 
 
 def test_a_failing_task_is_logged_as_failed(db, logged):
     with pytest.raises(Practice.DoesNotExist):
-        tasks.check_drift_for(0)
+        tasks.find_drift_for(0)
     [line] = logged.of("paylinks.task")
     assert line["level"] == "ERROR" and line["outcome"] == "failed: DoesNotExist"
 

@@ -12,6 +12,7 @@ from paylinks.cadence import AFTER_EXPIRY, interval_for, next_check_at
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.polling import PASSES_PER_MINUTE, due_links, poll_due_links
+from paylinks.templatetags.link_words import status_words
 from sandbox import control
 from tests.conftest import add_fault, draft_for, link_made_in_provet
 
@@ -175,7 +176,7 @@ def test_a_payment_the_poller_finds_marks_the_invoice_s_other_links_superseded(
     make_due(first)
     tasks.poll(ticks=1)
     second.refresh_from_db()
-    assert second.display_status()[0] == "Superseded: the invoice is paid"
+    assert status_words(second)[0] == "Superseded: the invoice is paid"
 
 
 def test_a_payment_on_an_old_link_is_found_through_the_invoice_s_change(link):

@@ -9,6 +9,7 @@ from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, STUCK_AFTER, reconcile_link, reconcile_unknown_links
 from paylinks.tasks import reconcile
+from paylinks.templatetags.link_words import status_words
 from sandbox import control
 from sandbox.models import Client as ProvetClientRow
 from tests.conftest import add_fault, draft_for, post_in_provet, prepayment_draft_for
@@ -72,7 +73,7 @@ def test_several_matches_are_flagged_for_a_person(unknown_link):
     assert unknown_link.state == PaymentLink.State.UNKNOWN
     assert unknown_link.needs_review
     assert "Several Provet links" in unknown_link.last_error
-    assert unknown_link.display_status()[0].startswith("Needs checking")
+    assert status_words(unknown_link)[0].startswith("Needs checking")
 
 
 def test_the_scheduled_task_reconciles_due_links(unknown_link):

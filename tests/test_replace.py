@@ -3,9 +3,10 @@
 import pytest
 
 from paylinks import create
+from paylinks.cancel import cancel_link
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
-from paylinks.refresh import cancel_link, read_status
+from paylinks.refresh import read_status
 from paylinks.reissue import send_again
 from sandbox import control
 from sandbox.models import PosTransaction

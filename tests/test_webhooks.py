@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, WebhookDelivery
+from paylinks.templatetags.link_words import status_words
 from sandbox import control
 from tests.conftest import draft_for, link_made_in_provet, make_practice
 
@@ -48,9 +49,13 @@ def test_json_bodies_are_understood_too(client, link):
 
 
 def test_the_body_is_only_a_hint(client, link):
-    # Nobody paid: the webhook lies (or is early), and the link stays waiting.
+    # Nobody paid: the webhook lies (or is early). PayLinks asks Provet, and the link stays
+    # waiting.
+    before = link.checked_at
     client.post(hook_url(link.practice), {"invoice_id": link.invoice.provet_id})
     link.refresh_from_db()
+    assert WebhookDelivery.objects.get().links_made_due == 1
+    assert link.checked_at is not None and link.checked_at != before  # Provet was asked
     assert link.payment_status == PaymentStatus.PENDING
 
 
@@ -200,7 +205,7 @@ def test_when_a_link_pays_the_invoice_its_other_open_links_show_superseded(
     control.settle_link(first.external_id, "pay")
     client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id})
     second.refresh_from_db()
-    assert second.display_status() == ("Superseded: the invoice is paid", "neutral")
+    assert status_words(second) == ("Superseded: the invoice is paid", "neutral")
     second.invoice.refresh_from_db()
     assert second.invoice.due_sum == 0
 

@@ -19,10 +19,11 @@ from clinics.provet import ProvetError
 from clinics.sync import explain
 from paylinks import review
 from paylinks.access import links_for
+from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
 from paylinks.models import PaymentLink
-from paylinks.refresh import CannotCancel, PracticePaused, cancel_link, check_now
+from paylinks.refresh import PracticePaused, check_now
 from paylinks.reissue import send_again
 from paylinks.tasks import request_refresh
 

@@ -13,7 +13,7 @@ from django_htmx.middleware import HtmxDetails
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
-from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link
+from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link, made_with
 from paylinks.forms import (
     FORM_TOKEN,
     InvoiceLinkForm,
@@ -21,7 +21,8 @@ from paylinks.forms import (
     can_take_sms,
     new_form_token,
 )
-from paylinks.invoices import primary_phone, refresh_invoice, search_clients, search_invoices
+from paylinks.invoice_search import search_clients, search_invoices
+from paylinks.invoices import primary_phone, refresh_invoice
 from paylinks.models import DeliveryMethod, Invoice, PaymentLink
 
 
@@ -66,7 +67,7 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
         return redirect("paylinks:home")
 
     if request.method == "POST":
-        if made := _made_with_this_form(request):
+        if made := _made_with_this_form(request, practice):
             return redirect("paylinks:link", code=made.code)
         form = InvoiceLinkForm(request.POST, practice=practice, invoice=invoice)
         if form.is_valid():
@@ -122,7 +123,7 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
 
     flags = {"no_sms": customer.no_sms, "no_email": customer.no_email}
     if request.method == "POST":
-        if made := _made_with_this_form(request):
+        if made := _made_with_this_form(request, practice):
             return redirect("paylinks:link", code=made.code)
         form = PrepaymentLinkForm(request.POST, practice=practice, **flags)
         if form.is_valid():
@@ -191,13 +192,15 @@ def _client_search(request: HttpRequest, practice) -> HttpResponse:
     )
 
 
-def _made_with_this_form(request: HttpRequest) -> PaymentLink | None:
+def _made_with_this_form(request: HttpRequest, practice) -> PaymentLink | None:
     """A form sent again (double click, back and resubmit, second tab) shows the link it made."""
     token = request.POST.get("form_token", "")
     if not FORM_TOKEN.match(token):
         return None  # the form says why
-    user_id = request.user.pk
-    return links_for(request.user).filter(idempotency_key=token, created_by_id=user_id).first()
+    try:
+        return made_with(token, practice, request.user)
+    except LinkNotCreated:
+        return None  # someone else's token: making the link refuses it, on the form
 
 
 def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from clinics.models import Practice
-from paylinks.drift import check_drift
+from paylinks.drift import find_drift
 from paylinks.management.commands._practice import practice_named
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         else:
             practices = list(Practice.objects.filter(is_active=True))
         for each in practices:
-            findings = check_drift(each)
+            findings = find_drift(each)
             self.stdout.write(f"{each.name}: {len(findings)} mismatches")
             for finding in findings:
                 self.stdout.write(f"  {finding.get_kind_display()}: {finding.message}")

@@ -1,0 +1,39 @@
+"""Cancelling a link: its postransaction is deleted in Provet, so it can no longer be paid."""
+
+from clinics.provet import ProvetNotFound, ProvetValidationError
+from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+
+
+class CannotCancel(Exception):
+    pass
+
+
+def cancel_link(
+    link: PaymentLink,
+    *,
+    user,
+    message: str = "Cancelled by staff",
+    source: str = LinkEvent.Source.USER,
+) -> None:
+    """Delete the postransaction in Provet so it can no longer be paid.
+
+    Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
+    """
+    if not link.is_open or link.postransaction_id is None:
+        raise CannotCancel("Only a link that is waiting for payment can be cancelled.")
+    with link.practice.provet_client() as client:
+        try:
+            client.delete_postransaction(link.postransaction_id)
+        except ProvetNotFound:
+            pass  # already gone in Provet: the outcome the person wanted
+        except ProvetValidationError as error:
+            # Provet refuses to delete a completed payment: show what really happened.
+            posted = client.get_postransaction(link.postransaction_id)
+            link.record_status(posted, source=source, user=user)
+            if link.payment_status == PaymentStatus.ACCEPTED:
+                raise CannotCancel("The client has already paid this link.") from error
+            raise CannotCancel(
+                "Provet Cloud would not cancel it: "
+                + "; ".join(m for ms in error.flat_errors().values() for m in ms)
+            ) from error
+    link.record_cancelled(user=user, source=source, message=message)
