@@ -28,30 +28,33 @@ behind it (`link_list_url`).
 """
 
 import datetime as dt
+import itertools
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.db.models import (
+    Aggregate,
+    Case,
     Count,
     DecimalField,
     F,
-    FloatField,
     Func,
-    IntegerField,
     Q,
     QuerySet,
     Sum,
-    Window,
+    TextField,
+    When,
 )
-from django.db.models.functions import RowNumber
 from django.urls import reverse
 
 from clinics.models import Department, Practice, midnight
@@ -143,14 +146,17 @@ class Period:
         return f"{self.first:%-d %b %Y} – {self.last:%-d %b %Y}"
 
 
-class ElapsedSeconds(Func):
-    """Seconds from one timestamp to another, in the database's own arithmetic.
+class SecondsToPay(Func):
+    """`paid_at - created_at` in seconds, as text that reads back exactly.
 
-    Django's own subtraction of datetimes calls a Python function per row on SQLite; ordering
-    every paid link by it would be as slow as a Python loop."""
+    The number is the database's own arithmetic (PostgreSQL's exact interval in microseconds,
+    SQLite's julianday difference), written so that Python's `float()` reads back the very double
+    the database would have ranked: PostgreSQL's numeric is exact decimal text, and SQLite prints
+    its double with 17 significant digits. Django's own subtraction of datetimes would call a
+    Python function per row on SQLite."""
 
     arity = 2
-    output_field = FloatField()
+    output_field = TextField()
 
     def _parts(self, compiler, connection):
         start, end = self.get_source_expressions()
@@ -160,11 +166,24 @@ class ElapsedSeconds(Func):
 
     def as_sql(self, compiler, connection, **extra_context):
         start, end, params = self._parts(compiler, connection)
-        return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS double precision)", params
+        return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS text)", params
 
     def as_sqlite(self, compiler, connection, **extra_context):
         start, end, params = self._parts(compiler, connection)
-        return f"((julianday({end}) - julianday({start})) * 86400.0)", params
+        seconds = f"(julianday({end}) - julianday({start})) * 86400.0"
+        return f"printf(%s, {seconds})", ("%!.17g", *params)
+
+
+class Joined(Aggregate):
+    """The group's texts joined with commas (NULL for none): `string_agg`, SQLite's
+    `group_concat`. Order unspecified."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
 
 
 FIGURE_NAMES = (
@@ -195,6 +214,11 @@ def _figure_aggregates() -> dict[str, Any]:
         "expired": count("expired"),
         "expired_amount": amount("expired"),
         "delivery_failed": count("delivery_failed"),
+        # Every paid link's time to pay, for the percentiles (`TimesToPay`).
+        "seconds_to_pay": Joined(
+            SecondsToPay("created_at", "paid_at"),
+            filter=LINK_FIGURES["paid"] & Q(paid_at__isnull=False),
+        ),
     }
 
 
@@ -312,12 +336,13 @@ def counted_links(
     practice: Practice, period: Period, department: Department | None = None
 ) -> QuerySet[PaymentLink]:
     """The links the dashboard counts: sent, and created in the period (module docstring)."""
-    links = PaymentLink.objects.filter(
-        LINK_FIGURES["sent"],
-        practice=practice,
-        created_at__gte=period.start,
-        created_at__lt=period.end,
+    return _sent_links(practice, department).filter(
+        created_at__gte=period.start, created_at__lt=period.end
     )
+
+
+def _sent_links(practice: Practice, department: Department | None) -> QuerySet[PaymentLink]:
+    links = PaymentLink.objects.filter(LINK_FIGURES["sent"], practice=practice)
     if department is not None:
         links = links.filter(department=department)
     return links
@@ -345,8 +370,9 @@ def build(practice: Practice, period: Period, department: Department | None = No
 
     One grouped query counts the links per cell (department, staff member, channel); the tiles
     and the three tables add the cells up, so Python loops over at most departments × staff ×
-    channels, never over the links. Time to pay needs the links' order, so the database ranks
-    them (`_time_to_pay`); the days are one more grouped query."""
+    channels, never over the links. Time to pay needs the paid links in order: the same query
+    hands over each cell's times to pay, each cell's are sorted once, and every percentile is
+    picked from those sorted lists (`TimesToPay`). The days are one more query (`_days`)."""
     links = counted_links(practice, period, department)
     within = {"department": department.provet_id} if department else {}
 
@@ -357,10 +383,9 @@ def build(practice: Practice, period: Period, department: Department | None = No
         }
 
     cells = list(links.values(*CELL).annotate(**_figure_aggregates()).order_by())
-    times = {key: _time_to_pay(links, key) for key in (None, *CELL)}
+    times = TimesToPay(cells)
 
-    totals = _tally(cells)
-    totals.median_seconds, totals.p90_seconds = times[None].get(None, (None, None))
+    totals = _tally(cells, times)
     totals.links = urls()
 
     def rows(
@@ -374,8 +399,7 @@ def build(practice: Practice, period: Period, department: Department | None = No
             members[cell[key]].append(cell)
         result = []
         for value in sorted(members, key=lambda value: order(value, label(value))):
-            figures = _tally(members[value])
-            figures.median_seconds, figures.p90_seconds = times[key].get(value, (None, None))
+            figures = _tally(members[value], times)
             figures.links = urls(**filters(value))
             result.append(Row(label(value), figures))
         return result
@@ -405,7 +429,7 @@ def build(practice: Practice, period: Period, department: Department | None = No
         order=lambda value, name: channels.index(value),
     )
 
-    days = _days(links, practice, period, within)
+    days = _days(practice, department, period, within)
     return Dashboard(
         practice=practice,
         period=period,
@@ -423,11 +447,13 @@ def build(practice: Practice, period: Period, department: Department | None = No
 CELL = ("department_id", "created_by_id", "delivery_method")
 
 
-def _tally(cells: list[dict[str, Any]]) -> Figures:
+def _tally(cells: list[dict[str, Any]], times: "TimesToPay") -> Figures:
+    """The cells added up: their counts and amounts, and the percentiles of their times to pay."""
     figures = Figures()
     for cell in cells:
         for name in FIGURE_NAMES:
             setattr(figures, name, getattr(figures, name) + (cell[name] or 0))
+    figures.median_seconds, figures.p90_seconds = times.percentiles(cells)
     return figures
 
 
@@ -440,110 +466,116 @@ def _person(user) -> str:
 PERCENTILES = (50, 90)
 
 
-def _time_to_pay(
-    links: QuerySet[PaymentLink], key: str | None
-) -> dict[Any, tuple[float | None, float | None]]:
-    """Median and 90th percentile of seconds to pay, per value of `key` (or overall for None).
+class TimesToPay:
+    """The paid links' times to pay, cell by cell, and their percentiles for any set of cells.
 
-    One query, whatever the number of links: the database ranks the paid links by time to pay
-    within each group and returns only the (at most four) ranks the percentiles fall between."""
-    seconds = ElapsedSeconds("created_at", "paid_at")
-    partition = [F(key)] if key else None
-    ranked = (
-        links.filter(LINK_FIGURES["paid"], paid_at__isnull=False)
-        .annotate(
-            seconds=seconds,
-            rank=Window(RowNumber(), partition_by=partition, order_by=seconds.asc()),
-            size=Window(Count("pk"), partition_by=partition),
+    Each cell's times come from the database as one text (`SecondsToPay`, `Joined`), which is
+    replaced by the times sorted, once; `everything` is all of them, merged once (a sort that
+    finds its runs already in order). A set of cells' percentiles are those of its links, never a
+    mix of its cells' percentiles: `percentile_cont`'s, the value at position q/100 × (n - 1),
+    interpolated between the two nearest ranks. A rank among several cells is found by bisection
+    (`_nth`), so no line needs a sorted list of its own."""
+
+    def __init__(self, cells: list[dict[str, Any]]) -> None:
+        for cell in cells:
+            joined = cell["seconds_to_pay"]
+            cell["seconds_to_pay"] = sorted(map(float, joined.split(","))) if joined else []
+        runs = [cell["seconds_to_pay"] for cell in cells if cell["seconds_to_pay"]]
+        self.everything: list[float] = (
+            runs[0] if len(runs) == 1 else sorted(itertools.chain.from_iterable(runs))
         )
-        .annotate(rank100=F("rank") * 100)
-    )
-    # The percentile q lies at 0-based position q/100 * (size - 1); keep the ranks either side:
-    # |100 * (rank - 1) - q * (size - 1)| < 100, in integers so the database needs no functions.
-    near = Q()
-    for q in PERCENTILES:
-        position = F("size") * q - q
-        near |= Q(rank100__gt=position, rank100__lt=position + 200)
-    columns = [key] if key else []
-    rows = ranked.filter(near).values_list(*columns, "rank", "size", "seconds").order_by()
 
-    found: dict[Any, dict[int, float]] = defaultdict(dict)
-    sizes: dict[Any, int] = {}
-    for row in rows:
-        group = row[0] if key else None
-        rank, size, value = row[-3:]
-        found[group][rank - 1] = value
-        sizes[group] = size
+    def percentiles(self, cells: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+        """Median and 90th percentile of the cells' times to pay together (None for none)."""
+        runs = [cell["seconds_to_pay"] for cell in cells if cell["seconds_to_pay"]]
+        size = sum(map(len, runs))
+        if not size:
+            return None, None
+        nth: Callable[[int], float]
+        if len(runs) == 1:
+            nth = runs[0].__getitem__
+        elif size == len(self.everything):  # every cell's
+            nth = self.everything.__getitem__
+        else:
+            nth = partial(self._nth, runs)
 
-    def percentile(group: Any, q: int) -> float:
-        position = q * (sizes[group] - 1) / 100
-        low, high = math.floor(position), math.ceil(position)
-        values = found[group]
-        return values[low] + (values[high] - values[low]) * (position - low)
+        def percentile(q: int) -> float:
+            position = q * (size - 1) / 100
+            low, high = math.floor(position), math.ceil(position)
+            below = nth(low)
+            above = nth(high) if high != low else below
+            return below + (above - below) * (position - low)
 
-    return {
-        group: (percentile(group, PERCENTILES[0]), percentile(group, PERCENTILES[1]))
-        for group in sizes
-    }
+        return percentile(PERCENTILES[0]), percentile(PERCENTILES[1])
 
-
-class DayIndex(Func):
-    """The index i of the day a timestamp falls on: boundaries[i] <= it < boundaries[i + 1].
-
-    A balanced tree of comparisons, so each row costs about log2(days) of them and no time-zone
-    function: the days are the practice's, worked out here once. Written as SQL directly, since
-    a year of nested Case() expressions takes Django longer to compile than the query takes."""
-
-    output_field = IntegerField()
-
-    def __init__(self, expression: Any, boundaries: list[dt.datetime]) -> None:
-        super().__init__(expression)
-        self.boundaries = tuple(boundaries)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        column, column_params = compiler.compile(self.get_source_expressions()[0])
-        params = []
-
-        def pick(low, high):
-            if high - low == 1:
-                return str(low)
+    def _nth(self, runs: list[list[float]], rank: int) -> float:
+        """The value at `rank` (from 0) of the sorted runs together: the first of `everything`
+        that at least rank + 1 of the runs' values do not exceed."""
+        low, high = 0, len(self.everything) - 1
+        while low < high:
             middle = (low + high) // 2
-            params.extend(column_params)
-            params.append(connection.ops.adapt_datetimefield_value(self.boundaries[middle]))
-            return f"CASE WHEN {column} < %s THEN {pick(low, middle)} ELSE {pick(middle, high)} END"
+            value = self.everything[middle]
+            if sum(bisect_right(run, value) for run in runs) > rank:
+                high = middle
+            else:
+                low = middle + 1
+        return self.everything[low]
 
-        return pick(0, len(self.boundaries) - 1), params
 
+def _days(
+    practice: Practice, department: Department | None, period: Period, within: dict[str, Any]
+) -> list[Day]:
+    """The links sent each day, and how many of them are paid for how much: one query.
 
-def _days(links, practice: Practice, period: Period, within: dict[str, Any]) -> list[Day]:
+    The days are a table of their first and end moments (the practice's midnights, worked out
+    here), joined to the links created between them. The database finds each day's links in its
+    index of links by creation time, in order, instead of working out every link's day."""
     # Days yet to come (the rest of "this month", a custom range into the future) are left out.
     today = local_today(practice)
     days = [day for day in period.days if day <= today] or [period.first]
-    boundaries = [midnight(day, period.zone) for day in days]
-    boundaries.append(midnight(days[-1] + dt.timedelta(days=1), period.zone))
-    rows = {
-        row["day"]: row
-        for row in links.annotate(day=DayIndex("created_at", boundaries))
-        .values("day")
-        .annotate(
-            sent=Count("pk"),
-            paid=Count("pk", filter=LINK_FIGURES["paid"]),
-            paid_amount=Sum("amount", filter=LINK_FIGURES["paid"], output_field=_money()),
-        )
+    starts = [midnight(day, period.zone) for day in [*days, days[-1] + dt.timedelta(days=1)]]
+    # Not counted_links(): the days bound the links. With the period's bounds in too, SQLite
+    # would look for each day's links between those, i.e. through the whole period.
+    links = (
+        _sent_links(practice, department)
+        .annotate(moment=F("created_at"), paid_amount=Case(When(LINK_FIGURES["paid"], "amount")))
+        .values("moment", "paid_amount")
         .order_by()
-    }
+    )
+    links_sql, links_params = links.query.sql_with_params()
+    connection = connections[links.db]
+    adapt = connection.ops.adapt_datetimefield_value
+    table = ", ".join(f"({index}, %s, %s)" for index in range(len(days)))
+    table_params = [adapt(moment) for pair in itertools.pairwise(starts) for moment in pair]
+    # CROSS JOIN keeps the days outside: SQLite takes it as the order to join in. The sum comes
+    # as text, the same on both databases: a decimal to read as it is. Only numbers and the
+    # ORM's own SQL are written in; every value is a parameter.
+    sql = (
+        f"WITH day (number, first_moment, end_moment) AS (VALUES {table}) "  # noqa: S608
+        "SELECT day.number, COUNT(*), COUNT(link.paid_amount), CAST(SUM(link.paid_amount) AS TEXT)"
+        f" FROM day CROSS JOIN ({links_sql}) link"
+        " WHERE link.moment >= day.first_moment AND link.moment < day.end_moment"
+        " GROUP BY day.number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*table_params, *links_params))
+        rows = {number: (sent, paid, amount) for number, sent, paid, amount in cursor.fetchall()}
+    # link_list_url() of each day, without encoding the practice and the filters for every day
+    # again: a date needs no quoting.
+    head = f"{_list_path()}?{urlencode({'practice': str(practice.code)})}"
+    sent_tail, paid_tail = (urlencode(within | {"status": status}) for status in ("sent", "paid"))
     result = []
     for index, day in enumerate(days):
-        row = rows.get(index, {})
-        one_day = Period("custom", day, day, period.zone)
+        sent, paid, amount = rows.get(index, (0, 0, None))
+        dates = f"created_from={day.isoformat()}&created_to={day.isoformat()}"
         result.append(
             Day(
                 day=day,
-                sent=row.get("sent", 0),
-                paid=row.get("paid", 0),
-                paid_amount=row.get("paid_amount") or Decimal("0.00"),
-                sent_url=link_list_url(practice, one_day, **within, status="sent"),
-                paid_url=link_list_url(practice, one_day, **within, status="paid"),
+                sent=sent,
+                paid=paid,
+                paid_amount=Decimal(amount) if amount is not None else Decimal("0.00"),
+                sent_url=f"{head}&{dates}&{sent_tail}",
+                paid_url=f"{head}&{dates}&{paid_tail}",
             )
         )
     return result

@@ -7,10 +7,14 @@ worked out from that table by hand.
 
 import datetime as dt
 import itertools
+import statistics
+from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clinics.models import Department, Membership
@@ -23,7 +27,7 @@ from paylinks.models import (
     PaymentStatus,
 )
 from reports import figures as dashboard_figures
-from reports.figures import Period, humane_duration
+from reports.figures import Period, humane_duration, link_list_url
 from tests.conftest import make_user
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -525,6 +529,102 @@ def test_the_dashboard_costs_the_same_queries_however_many_links(
 )
 def test_times_to_pay_read_as_a_person_would_say_them(seconds, text):
     assert humane_duration(seconds) == text
+
+
+def test_the_dashboard_costs_the_same_queries_for_one_link_as_for_a_year_of_them(
+    manager_client, departments, receptionist, colleague, django_assert_num_queries
+):
+    """Issue 12: no query per link, per day, per line or per percentile."""
+    practice = departments[0].practice
+    year = {"period": "custom", "start": "2024-03-10", "end": "2025-03-09"}
+    make_link(practice, departments[0], receptionist, created=at(3, 9), paid=at(3, 10))
+    manager_client.get("/dashboard/", year)  # the first request of a session costs more
+    with CaptureQueriesContext(connection) as one:
+        assert board_for(manager_client, **year).totals.sent == 1
+    first = dt.datetime(2024, 3, 10, 8, tzinfo=HELSINKI)
+    people = (receptionist, colleague, None)
+    channels = (SMS, EMAIL, DESK, DeliveryMethod.SMS_AND_EMAIL)
+    for n in range(60):
+        created = first + dt.timedelta(days=6 * n, hours=n % 11)
+        make_link(
+            practice,
+            departments[n % 2],
+            people[n % 3],
+            created=created,
+            paid=created + dt.timedelta(minutes=7 * n + 1) if n % 4 else None,
+            delivery_method=channels[n % 4],
+        )
+    with django_assert_num_queries(len(one.captured_queries)):
+        board = board_for(manager_client, **year)
+    assert board.totals.sent == 61
+    assert (len(board.by_department), len(board.by_staff), len(board.by_channel)) == (2, 3, 4)
+    assert len(board.days) == 365
+
+
+def percentile_cont(values: list[float], q: int) -> float:
+    """As PostgreSQL has it: `statistics.quantiles` with the inclusive method is the same."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def test_each_line_s_times_to_pay_are_its_own_links_percentiles(
+    manager_client, departments, receptionist, colleague
+):
+    """Many links in each department, staff member and channel, their times to pay interleaved:
+    each line's median and 90th percentile are those of its own links."""
+    practice = departments[0].practice
+    people = (receptionist, colleague)
+    expected: dict[str, list[float]] = defaultdict(list)
+    for n in range(41):
+        # Eight cells in turn: two departments × two staff members × two channels.
+        department, person = departments[n % 2], people[n // 2 % 2]
+        channel = (SMS, EMAIL)[n // 4 % 2]
+        created = at(3 + n % 7, 8 + n % 9, n % 60)
+        seconds = 60 * ((n * 37) % 101) + 0.125 * n
+        paid = created + dt.timedelta(seconds=seconds) if n % 5 else None
+        make_link(practice, department, person, created=created, paid=paid, delivery_method=channel)
+        if paid:
+            labels = (department.name, person.get_full_name() or person.username)
+            for label in (*labels, dashboard_figures.CHANNEL_NAMES[channel], "all"):
+                expected[label].append(seconds)
+    board = board_for(manager_client, **WEEK)
+    lines = [("all", board.totals)] + [
+        (row.label, row.figures) for row in board.by_department + board.by_staff + board.by_channel
+    ]
+    assert len(lines) == 7
+    for label, figures in lines:
+        times = expected[label]
+        assert figures.paid == len(times), label
+        assert figures.median_seconds == pytest.approx(statistics.median(times), abs=1e-3), label
+        assert figures.p90_seconds == pytest.approx(percentile_cont(times, 90), abs=1e-3), label
+
+
+def test_a_link_a_microsecond_before_midnight_counts_on_the_day_before(
+    manager_client, departments, receptionist
+):
+    practice = departments[0].practice
+    make_link(
+        practice,
+        departments[0],
+        receptionist,
+        created=at(5) - dt.timedelta(hours=12, microseconds=1),
+        paid=at(5, 9),
+        amount=Decimal("12.34"),
+    )
+    make_link(practice, departments[0], receptionist, created=at(5, 0, 0))
+    board = board_for(manager_client, **WEEK)
+    assert [(d.day.day, d.sent, d.paid, d.paid_amount) for d in board.days if d.sent] == [
+        (4, 1, 1, Decimal("12.34")),
+        (5, 1, 0, Decimal("0.00")),
+    ]
+
+
+def test_each_day_opens_the_list_of_its_own_links(manager_client, week, departments):
+    for within in ({}, {"department": departments[1].provet_id}):
+        board = board_for(manager_client, **WEEK, **within)
+        for day in board.days:
+            one_day = Period("custom", day.day, day.day, HELSINKI)
+            assert day.sent_url == link_list_url(board.practice, one_day, **within, status="sent")
+            assert day.paid_url == link_list_url(board.practice, one_day, **within, status="paid")
 
 
 # Who may see it.
