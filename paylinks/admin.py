@@ -1,12 +1,30 @@
-from django.contrib import admin
+import json
+from functools import partial
 
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from paylinks import event_sending
 from paylinks.models import (
+    ENDPOINT_SECRET_GRACE,
     DriftFinding,
+    EventDelivery,
+    EventEndpoint,
+    EventType,
     Invoice,
     LinkEvent,
+    OutgoingEvent,
     PaymentLink,
     Prepayment,
     WebhookDelivery,
+    new_endpoint_secret,
 )
 
 
@@ -116,3 +134,178 @@ class DriftFindingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# Outgoing events (paylinks/outbox.py, paylinks/event_sending.py): endpoints are set up here;
+# events and deliveries are a record, shown and never changed, except that a delivery can be
+# sent again.
+
+
+class EventEndpointForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        choices=EventType.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=EventType.values,
+        help_text=_("The events sent to this URL."),
+    )
+
+    class Meta:
+        model = EventEndpoint
+        fields = ["practice", "url", "description", "events", "is_active"]
+        field_classes = {"url": partial(forms.URLField, assume_scheme="https")}
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            event_sending.check_url(url)
+        except event_sending.UnsafeDestination as refusal:
+            raise forms.ValidationError(str(refusal)) from None
+        return url
+
+
+@admin.register(EventEndpoint)
+class EventEndpointAdmin(admin.ModelAdmin):
+    form = EventEndpointForm
+    list_display = ["url", "practice", "event_types", "is_active", "created_at"]
+    list_filter = ["practice", "is_active"]
+    search_fields = ["url", "description"]
+    list_select_related = ["practice"]
+    readonly_fields = ["signing_secret", "deliveries", "created_at"]
+    actions = ["rotate_secret"]
+    fieldsets = [
+        (None, {"fields": ["practice", "url", "description", "is_active"]}),
+        (_("Events"), {"fields": ["events"]}),
+        (
+            _("Signature"),
+            {
+                "fields": ["signing_secret", "deliveries", "created_at"],
+                "description": _(
+                    "Each request is signed with this endpoint's secret (PayLinks-Signature). "
+                    "The secret is shown once, when the endpoint is made or its secret rotated."
+                ),
+            },
+        ),
+    ]
+
+    @admin.display(description=_("Events"))
+    def event_types(self, endpoint: EventEndpoint) -> str:
+        return ", ".join(endpoint.events) or "—"
+
+    @admin.display(description=_("Signing secret"))
+    def signing_secret(self, endpoint: EventEndpoint) -> str:
+        if not endpoint.pk:
+            return str(_("Made when the endpoint is saved, and shown once then."))
+        until = endpoint.previous_secret_until
+        if endpoint.previous_secret_encrypted and until and until > timezone.now():
+            return (
+                f"Stored encrypted. The previous one also signs until {until:%Y-%m-%d %H:%M} UTC."
+            )
+        return str(_("Stored encrypted; not shown again."))
+
+    @admin.display(description=_("Deliveries"))
+    def deliveries(self, endpoint: EventEndpoint) -> str:
+        if not endpoint.pk:
+            return "—"
+        url = (
+            reverse("admin:paylinks_eventdelivery_changelist")
+            + f"?endpoint__id__exact={endpoint.pk}"
+        )
+        failed = endpoint.deliveries.filter(status=EventDelivery.Status.FAILED).count()
+        return format_html(
+            '<a href="{}">{} in all</a>, {} failed', url, endpoint.deliveries.count(), failed
+        )
+
+    def save_model(self, request: HttpRequest, obj: EventEndpoint, form, change: bool) -> None:
+        secret = ""
+        if not change:
+            secret = new_endpoint_secret()
+            obj.secret = secret
+        super().save_model(request, obj, form, change)
+        if secret:
+            self._show_once(request, obj, secret)
+
+    @admin.action(description=_("Rotate secret"))
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[EventEndpoint]) -> None:
+        for endpoint in queryset:
+            self._show_once(request, endpoint, endpoint.rotate_secret())
+        hours = int(ENDPOINT_SECRET_GRACE.total_seconds() // 3600)
+        self.message_user(
+            request,
+            f"Requests are signed with the old secret too for {hours} hours, while the "
+            "receiving systems change over.",
+        )
+
+    def _show_once(self, request: HttpRequest, endpoint: EventEndpoint, secret: str) -> None:
+        self.message_user(
+            request,
+            f"Signing secret for {endpoint.url}: {secret} Copy it into the receiving system "
+            "now: it is not shown again.",
+            messages.WARNING,
+        )
+
+
+class EventDeliveryInline(AuditTrail, admin.TabularInline):
+    model = EventDelivery
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = (
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    )
+
+
+@admin.register(OutgoingEvent)
+class OutgoingEventAdmin(AuditTrail, admin.ModelAdmin):
+    list_display = ["created_at", "type", "link", "practice", "id"]
+    list_filter = ["type", "practice"]
+    search_fields = ["id", "link__code"]
+    list_select_related = ["link", "practice"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = ("id", "type", "practice", "link", "created_at", "body")
+    inlines = [EventDeliveryInline]
+
+    @admin.display(description=_("Body"))
+    def body(self, event: OutgoingEvent) -> str:
+        document = json.loads(event_sending.body_of(event))
+        return format_html("<pre>{}</pre>", json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(AuditTrail, admin.ModelAdmin):
+    list_display = ["created_at", "event_type", "link", "endpoint", "status", "attempts"]
+    list_display += ["last_status_code", "last_error", "next_attempt_at"]
+    list_filter = ["status", "event__type", "endpoint__practice", "endpoint"]
+    search_fields = ["event__id", "event__link__code", "endpoint__url"]
+    list_select_related = ["event", "event__link", "endpoint"]
+    readonly_fields = [f.name for f in EventDelivery._meta.fields]
+    actions = ["send_again"]
+
+    @admin.display(description=_("Event"), ordering="event__type")
+    def event_type(self, delivery: EventDelivery) -> str:
+        return delivery.event.type
+
+    @admin.display(description=_("Link"))
+    def link(self, delivery: EventDelivery) -> str:
+        return str(delivery.event.link.code)
+
+    def has_send_again_permission(self, request: HttpRequest) -> bool:
+        # Deliveries are never edited, but whoever may change them may send them again.
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    @admin.action(description=_("Send again"), permissions=["send_again"])
+    def send_again(self, request: HttpRequest, queryset: QuerySet[EventDelivery]) -> None:
+        count = 0
+        for delivery in queryset:
+            event_sending.send_again(delivery)
+            count += 1
+        self.message_user(
+            request,
+            f"{count} deliveries queued to be sent again; each is retried for another day.",
+            messages.SUCCESS,
+        )

@@ -1,4 +1,5 @@
 import datetime as dt
+import secrets
 import uuid
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinics import crypto
 from clinics.models import Department, Practice
 from clinics.provet.types import PosTransaction
 from paylinks.cadence import next_check_at
@@ -426,15 +428,18 @@ class PaymentLink(models.Model):
             setattr(self, field.attname, getattr(saved, field.attname))
 
     def event(self, kind: str, source: str, user=None, old="", new="", message="") -> "LinkEvent":
-        return LinkEvent.objects.create(
-            link=self,
-            kind=kind,
-            source=source,
-            user=user,
-            old_value=str(old),
-            new_value=str(new),
-            message=message,
-        )
+        """Write an event of `self` as it is now. What the event causes (the outgoing event of
+        paylinks/outbox.py) is written in the same transaction, or neither is."""
+        with transaction.atomic(savepoint=False):
+            return LinkEvent.objects.create(
+                link=self,
+                kind=kind,
+                source=source,
+                user=user,
+                old_value=str(old),
+                new_value=str(new),
+                message=message,
+            )
 
     def adopt(
         self,
@@ -532,27 +537,23 @@ class PaymentLink(models.Model):
         user=None,
         now: dt.datetime | None = None,
     ) -> bool:
-        """Inside a locked transaction: move the statuses forward, one event per change."""
+        """Inside a locked transaction: move the statuses forward, one event per change, each
+        written once `self` holds the change."""
         now = now or timezone.now()
         fields = []
         if delivery_rank(delivery_status) > delivery_rank(self.delivery_status):
+            old_delivery = self.delivery_status
+            self.delivery_status = delivery_status
+            fields.append("delivery_status")
             self.event(
                 LinkEvent.Kind.DELIVERY_CHANGED,
                 source,
                 user,
-                _label(DeliveryStatus, self.delivery_status),
+                _label(DeliveryStatus, old_delivery),
                 _label(DeliveryStatus, delivery_status),
             )
-            self.delivery_status = delivery_status
-            fields.append("delivery_status")
         if PaymentStatus.rank(payment_status) > PaymentStatus.rank(self.payment_status):
-            self.event(
-                LinkEvent.Kind.PAYMENT_CHANGED,
-                source,
-                user,
-                _label(PaymentStatus, self.payment_status),
-                _label(PaymentStatus, payment_status),
-            )
+            old_payment = self.payment_status
             self.payment_status = payment_status
             fields.append("payment_status")
             if payment_status == PaymentStatus.ACCEPTED:
@@ -562,6 +563,13 @@ class PaymentLink(models.Model):
                 self.state = self.State.CLOSED
                 self.next_check_at = None
                 fields += ["state", "next_check_at"]
+            self.event(
+                LinkEvent.Kind.PAYMENT_CHANGED,
+                source,
+                user,
+                _label(PaymentStatus, old_payment),
+                _label(PaymentStatus, payment_status),
+            )
         if fields:
             self.save(update_fields=fields)
         return bool(fields)
@@ -739,3 +747,151 @@ class DriftFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message}"
+
+
+# Outgoing events: what PayLinks tells a clinic's other systems (paylinks/outbox.py writes them,
+# paylinks/event_sending.py sends them).
+
+
+class EventType(models.TextChoices):
+    CREATED = "link.created", _("link.created: the link exists in Provet")
+    DELIVERED = "link.delivered", _("link.delivered: Provet sent the SMS or email")
+    DELIVERY_FAILED = "link.delivery_failed", _("link.delivery_failed: the SMS or email failed")
+    PAID = "link.paid", _("link.paid: the client paid")
+    EXPIRED = "link.expired", _("link.expired: the link ended unpaid")
+    CANCELLED = "link.cancelled", _("link.cancelled: cancelled in Provet")
+    REPLACED = "link.replaced", _("link.replaced: a new link was made in its place")
+    NEEDS_REVIEW = "link.needs_review", _("link.needs_review: a person must decide")
+
+
+def new_endpoint_secret() -> str:
+    return "plsec_" + secrets.token_urlsafe(32)
+
+
+# After "Rotate secret" the old secret still signs, beside the new one, this long.
+ENDPOINT_SECRET_GRACE = dt.timedelta(hours=24)
+
+
+class EventEndpoint(models.Model):
+    """A URL of a clinic's system that PayLinks posts signed events to."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="event_endpoints")
+    url = models.URLField(
+        "URL",
+        max_length=2000,
+        help_text=_("https; http only for localhost while developing."),
+    )
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, help_text=_("The event types sent here."))
+    is_active = models.BooleanField(default=True)
+    # The signing secret, only ever stored encrypted (clinics/crypto.py); shown once.
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["practice", "url"]
+        verbose_name = "event endpoint"
+
+    def __str__(self) -> str:
+        return f"{self.practice}: {self.url}"
+
+    @property
+    def secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = crypto.encrypt(value)
+
+    def signing_secrets(self, now: dt.datetime) -> list[str]:
+        """The secrets that sign a request now: the current one, and the one before a rotation
+        while its grace period lasts."""
+        current = [self.secret]
+        until = self.previous_secret_until
+        if self.previous_secret_encrypted and until is not None and until > now:
+            return [*current, crypto.decrypt(self.previous_secret_encrypted)]
+        return current
+
+    def rotate_secret(self) -> str:
+        """A new secret, answered once; the old one still signs for ENDPOINT_SECRET_GRACE."""
+        new = new_endpoint_secret()
+        self.previous_secret_encrypted = self.secret_encrypted
+        self.previous_secret_until = timezone.now() + ENDPOINT_SECRET_GRACE
+        self.secret = new
+        self.save(
+            update_fields=["secret_encrypted", "previous_secret_encrypted", "previous_secret_until"]
+        )
+        return new
+
+
+class OutgoingEvent(models.Model):
+    """Something that happened to a link, for the practice's endpoints: written in the
+    transaction of the change itself (paylinks/outbox.py), with the link as it was then."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="outgoing_events")
+    type = models.CharField(max_length=30, choices=EventType.choices)
+    # `data` of the body: {"link": {...}}.
+    data = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A link is created, delivered, paid, expired, cancelled once: a change seen twice
+            # (the poller and a webhook) can't be announced twice. It may be replaced again
+            # when the link made in its place was never created.
+            models.UniqueConstraint(
+                fields=["link", "type"],
+                condition=~Q(type="link.replaced"),
+                name="outgoing_event_once_per_link",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class EventDelivery(models.Model):
+    """One event for one endpoint: attempts, with backoff, until it is answered 2xx or a day
+    has passed (paylinks/event_sending.py)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Being sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    event = models.ForeignKey(OutgoingEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(EventEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "event deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "endpoint"], name="event_delivery_once_per_endpoint"
+            )
+        ]
+        indexes = [
+            # Used by paylinks.tasks.send_due_events to find the deliveries due an attempt.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="event_delivery_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} to {self.endpoint.url}"

@@ -24,6 +24,10 @@ SCHEDULES = [
     Scheduled("Poll links that are due", "paylinks.tasks.poll", every_minutes=1),
     # Decides links whose creation answer was lost, or left in `creating` (reconcile.py).
     Scheduled("Reconcile links with a lost answer", "paylinks.tasks.reconcile", every_minutes=1),
+    # Queues the outgoing events' retries that are due (event_sending.py).
+    Scheduled(
+        "Send outgoing events that are due", "paylinks.tasks.send_due_events", every_minutes=1
+    ),
     # Queues one drift check per practice: what disagrees with Provet (drift.py).
     Scheduled(
         "Nightly drift check", "paylinks.tasks.find_drift_everywhere", daily_at_utc=dt.time(2, 30)

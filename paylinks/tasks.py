@@ -12,7 +12,7 @@ from clinics.budget import Priority, priority
 from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
 from config.logs import bind, logged_task
-from paylinks import drift, polling, webhooks
+from paylinks import drift, event_sending, polling, webhooks
 from paylinks.models import PaymentLink, WebhookDelivery
 from paylinks.polling import PASSES_PER_MINUTE, TICK
 from paylinks.reconcile import reconcile_unknown_links
@@ -128,3 +128,15 @@ def after_webhook(delivery_id: int) -> str:
         return f"not asked ({spent}); the poller will look again"  # its links are due now
     except ProvetError as error:
         return f"Provet could not answer ({error}); the poller will look again"
+
+
+@logged_task
+def send_event(delivery_id: int, attempts: int) -> str:
+    """One attempt to send an outgoing event to an endpoint (paylinks/event_sending.py)."""
+    return event_sending.attempt(delivery_id, attempts)
+
+
+@logged_task
+def send_due_events() -> str:
+    """Every minute: queue the outgoing events whose retry is due."""
+    return f"queued {event_sending.send_due()} attempts"

@@ -347,3 +347,36 @@ class ClockOffset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seconds:+} s"
+
+
+class EventReceiver(models.Model):
+    """A stand-in for a clinic's own system that PayLinks sends its outgoing events to
+    (`/sandbox/_receiver/<name>/`). It knows the endpoint's secret when it has been told
+    (sandbox.receiver.configure), and then checks each request's signature."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    secret = models.CharField(max_length=200, blank=True)
+    # What it answers every POST with: 200, or e.g. 500 to see PayLinks retry.
+    answer_status = models.PositiveSmallIntegerField(default=200)
+    created = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReceivedEvent(models.Model):
+    receiver = models.ForeignKey(EventReceiver, on_delete=models.CASCADE, related_name="received")
+    received_at = models.DateTimeField()
+    headers = models.JSONField(default=dict)
+    body = models.TextField()
+    event_id = models.CharField(max_length=64, blank=True)
+    event_type = models.CharField(max_length=40, blank=True)
+    # None: the receiver wasn't told the secret, so it couldn't check.
+    signature_valid = models.BooleanField(null=True)
+    answered = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'request'} at {self.received_at}"

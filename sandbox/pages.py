@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from sandbox import links, payer
-from sandbox.models import Installation, PaymentStatus, PosTransaction
+from sandbox.models import EventReceiver, Installation, PaymentStatus, PosTransaction
 
 FINAL_MESSAGES = {
     PaymentStatus.ACCEPTED: "Thank you! Your payment has been accepted.",
@@ -38,7 +38,8 @@ def index(request: HttpRequest) -> HttpResponse:
                 "integration_user": installation.integration_user,
             }
         )
-    return render(request, "sandbox/index.html", {"rows": rows})
+    receivers = EventReceiver.objects.order_by("name")
+    return render(request, "sandbox/index.html", {"rows": rows, "receivers": receivers})
 
 
 @require_http_methods(["GET", "POST"])

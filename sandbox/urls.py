@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from sandbox import api, control_api, pages
+from sandbox import api, control_api, pages, receiver
 
 app_name = "sandbox"
 
@@ -8,6 +8,9 @@ installation = "<int:provet_id>/"
 urlpatterns = [
     path("", pages.index, name="index"),
     path("pay/<uuid:external_id>/", pages.pay, name="pay"),
+    # A clinic's own system receiving PayLinks' outgoing events (receiver.py).
+    path("_receiver/<slug:name>/", receiver.inbox, name="receiver"),
+    path("_receiver/<slug:name>/_control/", receiver.control_view, name="receiver-control"),
     path(installation + "oauth2/token/", api.token, name="token"),
     path(installation + "api/0.1/<slug:resource>/", api.collection, name="api-list"),
     path(installation + "api/0.1/<slug:resource>/<int:pk>/", api.item, name="api-item"),

@@ -14,6 +14,7 @@ from clinics.provet import client as provet_client
 from clinics.provet.in_process import wsgi_transport
 from clinics.sync import sync_departments
 from demo.practices import connect_sandbox_installation
+from paylinks.models import EventEndpoint, EventType, new_endpoint_secret
 
 DEMO_PASSWORD = "paylinks-demo"
 
@@ -72,6 +73,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{practice}: has payment links already, none added")
             else:
                 self.stdout.write(f"{practice}: {history}")
+        # A clinic's own system, served by the sandbox, told of everything that happens.
+        for practice in practices:
+            url = self._event_endpoint(practice, base_url)
+            self.stdout.write(f"{practice}: outgoing events go to {url}")
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {base_url}/"))
         self.stdout.write(f"Log in with any of these (password {DEMO_PASSWORD!r}):")
@@ -79,6 +84,23 @@ class Command(BaseCommand):
             names = ", ".join(practices[i].name for i in where)
             self.stdout.write(f"  {username:<10} {first} {last}, {role.label} at {names}")
         self.stdout.write(f"Sandbox (Provet Cloud stand-in, outboxes): {base_url}/sandbox/")
+
+    def _event_endpoint(self, practice: Practice, base_url: str) -> str:
+        """One endpoint for every event, at a sandbox receiver that knows its secret."""
+        from sandbox.receiver import configure
+
+        name = f"practice-{practice.provet_id}"
+        url = base_url.rstrip("/") + reverse("sandbox:receiver", kwargs={"name": name})
+        endpoint = EventEndpoint.objects.filter(practice=practice, url=url).first()
+        if endpoint is None:
+            endpoint = EventEndpoint(practice=practice, url=url)
+            endpoint.secret = new_endpoint_secret()
+        endpoint.description = "The sandbox's event receiver (demo)"
+        endpoint.events = list(EventType.values)
+        endpoint.is_active = True
+        endpoint.save()
+        configure(name, secret=endpoint.secret, status=200)
+        return url
 
     def _staff(self, practices: list[Practice]) -> None:
         User = get_user_model()
