@@ -63,11 +63,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework_api_key",  # its AbstractAPIKey; PayLinks' own keys are paylinks.api's
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: nothing from a CDN
     "django_htmx",
     "axes",
     "csp",
     "clinics",
     "paylinks",
+    "paylinks.api",  # the REST API, /api/v1/ (app label paylinks_api)
     "reports",
     "django_q",  # after paylinks, whose `qcluster` takes the place of its own
 ]
@@ -209,11 +213,39 @@ STORAGES = {
     },
 }
 
+# The REST API (paylinks/api/, README "REST API"): API keys or the browser's session (with
+# CSRF), JSON in and out, every error as application/problem+json, a rate limit per key.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "paylinks.api.auth.APIKeyAuthentication",  # first: a missing login answers 401
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["paylinks.api.auth.PerKeyThrottle"],
+    "EXCEPTION_HANDLER": "paylinks.api.errors.problem_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# Requests per minute one API key (or one signed-in person) may make; past it, 429 and
+# Retry-After. Counted in the shared cache, so every process counts the same.
+API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120, minimum=1)
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (paylinks/api/schema.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PayLinks API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "paylinks.api.schema.postprocess",
+    ],
 }
 
 # django-q2: Redis when REDIS_URL is set, the database otherwise.

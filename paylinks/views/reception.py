@@ -13,7 +13,7 @@ from django_htmx.middleware import HtmxDetails
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
-from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link, made_with
+from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link, made_with
 from paylinks.forms import (
     FORM_TOKEN,
     InvoiceLinkForm,
@@ -205,31 +205,8 @@ def _made_with_this_form(request: HttpRequest, practice) -> PaymentLink | None:
 
 def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
     """Make the link from a valid form; put Provet's refusal on the form's fields."""
-    data = form.cleaned_data
-    invoice = subject.get("invoice")
-    draft = LinkDraft(
-        practice=form.practice,
-        department=invoice.department if invoice else data["department"],
-        amount=data["amount"],
-        delivery_method=data["delivery_method"],
-        email=data["email"],
-        phone=data["phone"],
-        description=data["description"],
-        duration_minutes=data["duration_minutes"],
-        return_url=data["return_url"],
-        tokenize=data["tokenize"],
-        recurring_model=data["recurring_model"],
-        consent=data["consent"],
-        created_by=request.user,
-        idempotency_key=data["form_token"],
-        invoice=invoice,
-        client_provet_id=subject.get("client_id"),
-        client_name=subject.get("client_name", ""),
-        prepayment_description=data["description"] if invoice is None else "",
-        replaces=data.get("replace"),
-    )
     try:
-        return create_link(draft)
+        return create_link(form.draft(request.user, **subject))
     except AlreadyReplaced:
         form.add_error(
             "replace",
