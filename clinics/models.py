@@ -139,6 +139,8 @@ class Practice(models.Model):
     connection_problem = models.CharField(max_length=300, blank=True, editable=False)
     # The poller's last pass over this practice (paused or not): /healthz tells its age.
     polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The poller's last complete read of Provet's invoice changes (paylinks/polling.py).
+    feed_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PracticeQuerySet.as_manager()

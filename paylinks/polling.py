@@ -51,6 +51,8 @@ PASSES_PER_MINUTE = 6
 FEED_WINDOW = dt.timedelta(minutes=2)
 FEED_PAGE_SIZE = 50
 FEED_LIMIT = 200  # invoices read per pass; beyond that the per-link checks find the rest
+# After a gap, a pass reads the changes since the last read, but no further back than this.
+FEED_CATCH_UP = dt.timedelta(days=1)
 # A pass starts no new check after this long (a slow Provet), so with one request's worst case
 # after it (background requests aren't retried) it ends well inside the task timeout.
 PASS_SECONDS = 20
@@ -135,12 +137,17 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     ):
         return []
     remote: list[provet.Invoice] = []
+    # Everything changed since the last read, so a gap between passes (a queue backed up, a
+    # pause) loses no payment; the window's margin covers minute precision and clock skew.
+    since = now - FEED_WINDOW
+    if practice.feed_read_at is not None:
+        since = max(min(since, practice.feed_read_at - FEED_WINDOW), now - FEED_CATCH_UP)
     try:
         with practice.provet_client() as client:
             changes = client.iterate(
                 "invoice/",
                 provet.Invoice.from_json,
-                {"modified__gte": now - FEED_WINDOW},
+                {"modified__gte": since},
                 page_size=FEED_PAGE_SIZE,
             )
             for change in changes:
@@ -148,6 +155,7 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
                 if len(remote) >= FEED_LIMIT:
                     logger.warning("invoice changes for %s: more than %s", practice, FEED_LIMIT)
                     break
+        Practice.objects.filter(pk=practice.pk).update(feed_read_at=now)
     except ProvetRateLimited:
         return []  # the budget is spent, or Provet asked to wait (the client paused us)
     except (ProvetAuthError, ProvetPermissionError) as error:

@@ -4,7 +4,6 @@ import functools
 import time
 from contextlib import suppress
 
-from django.conf import settings
 from django.core.cache import cache
 from django_q.tasks import async_task
 
@@ -76,7 +75,7 @@ def poll(ticks: int = PASSES_PER_MINUTE) -> str:
             break
         for practice_id in Practice.objects.filter(is_active=True).values_list("pk", flat=True):
             # Freed when the pass ends; expires on its own if its worker was killed.
-            if cache.add(_pass_key(practice_id), 1, settings.Q_CLUSTER["timeout"]):
+            if cache.add(_pass_key(practice_id), 1, PASS_QUEUED_FOR):
                 async_task("paylinks.tasks.poll_practice", practice_id, group="poll")
                 queued += 1
     return f"queued {queued} passes"
@@ -92,6 +91,12 @@ def poll_practice(practice_id: int) -> str:
         return str(polling.poll_practice(practice))
     finally:
         cache.delete(_pass_key(practice_id))
+
+
+# How long a queued pass keeps its practice from being queued again, if it never ends (its
+# worker was killed): longer than a backed-up queue should ever hold it, so an overloaded
+# cluster doesn't queue the same practice twice.
+PASS_QUEUED_FOR = 120
 
 
 def _pass_key(practice_id: int) -> str:

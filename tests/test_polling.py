@@ -13,7 +13,7 @@ from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.polling import PASSES_PER_MINUTE, due_links, poll_due_links
 from paylinks.templatetags.link_words import status_words
-from sandbox import control
+from sandbox import clock, control
 from tests.conftest import add_fault, draft_for, link_made_in_provet
 
 
@@ -159,6 +159,19 @@ def test_a_429_on_any_endpoint_pauses_all_background_work(link, app_clock):
     assert link.practice.paused_until >= now + dt.timedelta(seconds=45)
     app_clock(link.practice.paused_until + dt.timedelta(seconds=1))
     assert poll_due_links(now=timezone.now()).checked == 1
+
+
+def test_a_pass_after_a_gap_reads_every_invoice_change_since_the_last_read(link):
+    """Passes more than the feed's window apart (a backed-up queue, a pause) miss nothing."""
+    now = timezone.now()
+    PaymentLink.objects.filter(pk=link.pk).update(next_check_at=now + dt.timedelta(hours=3))
+    poll_due_links(now=now)  # reads the feed: nothing has changed
+    control.settle_link(link.external_id, "pay")
+    later = now + dt.timedelta(minutes=5)
+    clock.advance(5 * 60)
+    poll_due_links(now=later)
+    link.refresh_from_db()
+    assert link.payment_status == PaymentStatus.ACCEPTED
 
 
 def test_the_command_runs_one_pass(link, capsys):

@@ -1,5 +1,7 @@
 """API keys, and the record of each request made with an Idempotency-Key."""
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
@@ -20,7 +22,7 @@ class APIKey(AbstractAPIKey):
     are scoped by (paylinks/access.py), and the links a key makes say who made them.
     """
 
-    objects = APIKeyManager()
+    objects: ClassVar[APIKeyManager] = APIKeyManager()
 
     class Role(models.TextChoices):
         RECEPTION = Membership.Role.RECEPTION, _("Reception")
