@@ -26,7 +26,8 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
@@ -89,15 +90,20 @@ class Budget:
         cap = (
             self.limit if not self.background else max(1, math.floor(self.limit * BACKGROUND_SHARE))
         )
-        # Per mille of the previous minute's count still inside the rolling minute.
-        weight = round((60 - seconds) / 60 * 1000)
-        fits: LessThan[int] = LessThan(F("spent_before") * weight + F("spent") * 1000, cap * 1000)
+        # Per mille of the previous minute's count still inside the rolling minute. A row another
+        # machine (its clock a little ahead) has moved on to the next minute counts whole.
+        weight = Case(When(minute=minute, then=Value(round((60 - seconds) / 60 * 1000))))
+        used = F("spent_before") * Coalesce(weight, Value(1000)) + F("spent") * 1000
+        fits: LessThan[int] = LessThan(used, cap * 1000)
         row = RequestBudget.objects.filter(pk=self.practice_id)
         for _ in range(3):
-            # A clock a little ahead on another machine may have moved the row on: count there.
+            # Only this row's own columns in the UPDATE's condition: PostgreSQL checks them again
+            # on the locked row, so two processes can't both take the last request. (A filter
+            # through the practice would make Django select the row in a subquery first.)
             takes = row.filter(fits, minute__gte=minute)
             if self.background:
-                takes = takes.exclude(practice__paused_until__gt=now)
+                paused = Practice.objects.filter(pk=OuterRef("practice_id"), paused_until__gt=now)
+                takes = takes.filter(~Exists(paused))
             if takes.update(spent=F("spent") + 1):
                 return
             moved_on = row.filter(minute__lt=minute).update(
