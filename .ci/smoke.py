@@ -880,7 +880,7 @@ class Smoke:
 SETUP = """
 import json, os
 from django.contrib.auth import get_user_model
-from clinics.demo import connect_sandbox_installation
+from demo.practices import connect_sandbox_installation
 from clinics.models import Membership
 from clinics.sync import sync_departments
 from django.utils import timezone

@@ -74,8 +74,9 @@ def poll(ticks: int = PASSES_PER_MINUTE) -> str:
         if number and wait_or_stop(start + number * TICK.total_seconds() - time.monotonic()):
             break
         for practice_id in Practice.objects.filter(is_active=True).values_list("pk", flat=True):
-            # Freed when the pass ends; expires on its own if its worker was killed.
-            if cache.add(_pass_key(practice_id), 1, PASS_QUEUED_FOR):
+            if cache.get(_pass_key("running", practice_id)) is None and cache.add(
+                _pass_key("queued", practice_id), 1, PASS_QUEUED_FOR
+            ):
                 async_task("paylinks.tasks.poll_practice", practice_id, group="poll")
                 queued += 1
     return f"queued {queued} passes"
@@ -85,22 +86,26 @@ def poll(ticks: int = PASSES_PER_MINUTE) -> str:
 @background
 def poll_practice(practice_id: int) -> str:
     """One poll pass over one practice (paylinks/polling.py)."""
+    cache.set(_pass_key("running", practice_id), 1, PASS_RUNNING_FOR)
+    cache.delete(_pass_key("queued", practice_id))
     try:
         practice = Practice.objects.get(pk=practice_id)
         bind(practice=practice.code)
         return str(polling.poll_practice(practice))
     finally:
-        cache.delete(_pass_key(practice_id))
+        cache.delete(_pass_key("running", practice_id))
 
 
-# How long a queued pass keeps its practice from being queued again, if it never ends (its
-# worker was killed): longer than a backed-up queue should ever hold it, so an overloaded
-# cluster doesn't queue the same practice twice.
+# A practice has at most one pass queued or running. A queued pass holds it for up to two
+# minutes, longer than a backed-up queue should keep it waiting, so an overloaded cluster doesn't
+# queue it twice; a running one for the task timeout, so a pass whose worker was killed holds
+# it no longer than that.
 PASS_QUEUED_FOR = 120
+PASS_RUNNING_FOR = 60
 
 
-def _pass_key(practice_id: int) -> str:
-    return f"paylinks:poll-pass:{practice_id}"
+def _pass_key(stage: str, practice_id: int) -> str:
+    return f"paylinks:poll-pass:{stage}:{practice_id}"
 
 
 @logged_task

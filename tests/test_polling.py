@@ -174,6 +174,18 @@ def test_a_pass_after_a_gap_reads_every_invoice_change_since_the_last_read(link)
     assert link.payment_status == PaymentStatus.ACCEPTED
 
 
+def test_a_practice_has_at_most_one_pass_queued_or_running(link):
+    from django.core.cache import cache
+
+    practice = link.practice.pk
+    assert tasks.poll(ticks=1) == "queued 1 passes"  # run at once in tests, keys freed after
+    cache.set(f"paylinks:poll-pass:running:{practice}", 1, 60)
+    assert tasks.poll(ticks=1) == "queued 0 passes"
+    cache.delete(f"paylinks:poll-pass:running:{practice}")
+    cache.set(f"paylinks:poll-pass:queued:{practice}", 1, 60)
+    assert tasks.poll(ticks=1) == "queued 0 passes"
+
+
 def test_the_command_runs_one_pass(link, capsys):
     make_due(link)
     call_command("poll_links", "--once", "--practice", str(link.practice.provet_id))
