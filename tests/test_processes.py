@@ -39,14 +39,12 @@ def live_practice(transactional_db, seeded, live_server):
     return practice
 
 
-@pytest.fixture
-def worker(live_practice, monkeypatch, tmp_path):
-    """A qcluster with two workers on the test database; tasks go to it, not run inline."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-    log = tmp_path / "qcluster.log"
+def start_qcluster(log: Path) -> subprocess.Popen:
+    """`manage.py qcluster` with two workers on the test database, in a process group of its
+    own (as systemd gives a service), writing to `log`."""
     env = {**os.environ, "DATABASE_URL": database_url(connection), "Q_WORKERS": "2"}
     with log.open("w") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
             env=env,
@@ -54,6 +52,14 @@ def worker(live_practice, monkeypatch, tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@pytest.fixture
+def worker(live_practice, monkeypatch, tmp_path):
+    """A qcluster with two workers on the test database; tasks go to it, not run inline."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    log = tmp_path / "qcluster.log"
+    process = start_qcluster(log)
     yield log
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)

@@ -3,17 +3,13 @@ process group or someone signals its main process alone (paylinks/shutdown.py)."
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from django.db import connection
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
-from tests.conftest import database_url
-from tests.test_processes import ROOT, live_practice  # noqa: F401 (a fixture)
+from tests.test_processes import live_practice, start_qcluster  # noqa: F401 (a fixture)
 
 STOP_WITHIN = 30
 
@@ -22,16 +18,7 @@ STOP_WITHIN = 30
 def cluster(live_practice, monkeypatch, tmp_path):  # noqa: F811
     monkeypatch.setattr(Conf, "SYNC", False)
     log = tmp_path / "qcluster.log"
-    env = {**os.environ, "DATABASE_URL": database_url(connection), "Q_WORKERS": "2"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as systemd gives a service
-        )
+    process = start_qcluster(log)
     yield process, log
     if group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)
