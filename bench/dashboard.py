@@ -412,6 +412,12 @@ def before_build(practice: Practice, period, department=None):
         order=lambda value, name: channels.index(value),
     )
     days = before_days(links, practice, period, within)
+    # What the chart shows is today's, so that both sides draw the same page.
+    shown = (
+        figures._weeks(practice, period, days, within)
+        if len(days) > figures.MOST_DAYS_SHOWN
+        else days
+    )
     return figures.Dashboard(
         practice=practice,
         period=period,
@@ -421,7 +427,8 @@ def before_build(practice: Practice, period, department=None):
         by_staff=by_staff,
         by_channel=by_channel,
         days=days,
-        chart=figures._chart(days),
+        shown=shown,
+        chart=figures.draw(shown),
     )
 
 

@@ -326,7 +326,7 @@ class PaymentLink(models.Model):
             ),
             models.Index(fields=["practice", "-created_at"], name="link_practice_created_idx"),
             models.Index(fields=["external_id"], name="link_external_id_idx"),
-            # The manager dashboard (paylinks/dashboard.py): a practice's links by creation
+            # The manager dashboard (reports/figures.py): a practice's links by creation
             # time, carrying every column its figures read, so adding up a month of links
             # reads this index alone and never the table.
             models.Index(

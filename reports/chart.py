@@ -9,9 +9,14 @@ from typing import Protocol
 
 
 class ChartDay(Protocol):
+    """A day's bar, or a week's (labelled by its first day)."""
+
     day: dt.date
     sent: int
     paid: int
+
+    @property
+    def label(self) -> str: ...
 
 
 @dataclass
@@ -50,7 +55,7 @@ def _nice_step(top: int) -> int:
 
 
 def draw(days: Sequence[ChartDay]) -> Chart:
-    """The bars, ticks and labels of the days' sent and paid links."""
+    """The bars, ticks and labels of the days' (or weeks') sent and paid links."""
     width, height = 720, 240
     left, right, top, bottom = 40, 710, 10, 205
     step = _nice_step(max((day.sent for day in days), default=0))
@@ -71,7 +76,7 @@ def draw(days: Sequence[ChartDay]) -> Chart:
                 sent_height=round(sent_height, 2),
                 paid_y=round(bottom - paid_height, 2),
                 paid_height=round(paid_height, 2),
-                title=f"{day.day:%-d %b}: {day.sent} sent, {day.paid} paid",
+                title=f"{day.label}: {day.sent} sent, {day.paid} paid",
             )
         )
     ticks = [(round(bottom - value * scale, 2), value) for value in range(0, ceiling + 1, step)]

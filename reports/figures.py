@@ -27,6 +27,7 @@ the days add up to the tiles. Each figure links to the links list filtered to ex
 behind it (`link_list_url`).
 """
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -287,12 +288,26 @@ class Row:
 
 @dataclass
 class Day:
+    """The links sent on a day, or in a week of days (`last` its last day), and those paid."""
+
     day: dt.date
     sent: int
     paid: int
     paid_amount: Decimal
     sent_url: str
     paid_url: str
+    last: dt.date | None = None  # a week's last day; None for a single day
+
+    @property
+    def label(self) -> str:
+        if self.last is None:
+            return f"{self.day:%a %-d %b}"
+        return f"{self.day:%-d %b} – {self.last:%-d %b}"
+
+
+# Beyond this many days the chart and its table show weeks: a year of 366 hairline bars and a
+# 366-row table are unreadable (and slow to draw). The API still gives every day.
+MOST_DAYS_SHOWN = 62
 
 
 @dataclass
@@ -305,7 +320,12 @@ class Dashboard:
     by_staff: list[Row]
     by_channel: list[Row]
     days: list[Day]
+    shown: list[Day]  # what the chart and its table show: the days, or their weeks
     chart: Chart
+
+    @property
+    def weekly(self) -> bool:
+        return self.shown is not self.days
 
 
 def counted_links(
@@ -406,6 +426,7 @@ def build(practice: Practice, period: Period, department: Department | None = No
     )
 
     days = _days(practice, department, period, within)
+    shown = _weeks(practice, period, days, within) if len(days) > MOST_DAYS_SHOWN else days
     return Dashboard(
         practice=practice,
         period=period,
@@ -415,7 +436,8 @@ def build(practice: Practice, period: Period, department: Department | None = No
         by_staff=by_staff,
         by_channel=by_channel,
         days=days,
-        chart=draw(days),
+        shown=shown,
+        chart=draw(shown),
     )
 
 
@@ -496,6 +518,30 @@ class TimesToPay:
             else:
                 low = middle + 1
         return self.everything[low]
+
+
+def _weeks(
+    practice: Practice, period: Period, days: list[Day], within: dict[str, Any]
+) -> list[Day]:
+    """The days added up by week (Monday to Sunday), the first and last weeks cut to the days."""
+    weeks: list[Day] = []
+    for day in days:
+        if weeks and day.day.weekday() != 0:
+            week = weeks[-1]
+            week.sent += day.sent
+            week.paid += day.paid
+            week.paid_amount += day.paid_amount
+            week.last = day.day
+        else:
+            weeks.append(dataclasses.replace(day, last=day.day))
+    for week in weeks:
+        assert week.last is not None
+        days_of_week = Period("custom", week.day, week.last, period.zone)
+        week.sent_url, week.paid_url = (
+            link_list_url(practice, days_of_week, **within, status=status)
+            for status in ("sent", "paid")
+        )
+    return weeks
 
 
 def _days(

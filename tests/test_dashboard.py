@@ -401,7 +401,7 @@ def test_the_chart_is_svg_drawn_on_the_server_with_a_table_beside_it(manager_cli
     page = manager_client.get("/dashboard/", WEEK).content.decode()
     assert '<svg viewBox="0 0 720 240" role="img"' in page
     assert page.count('<rect class="sent"') == 7
-    assert "<title>8 Mar: 2 sent, 0 paid</title>" in page
+    assert "<title>Sat 8 Mar: 2 sent, 0 paid</title>" in page
     assert "Links sent and paid per day</caption>" in page
 
 
@@ -559,6 +559,49 @@ def test_the_dashboard_costs_the_same_queries_for_one_link_as_for_a_year_of_them
     assert board.totals.sent == 61
     assert (len(board.by_department), len(board.by_staff), len(board.by_channel)) == (2, 3, 4)
     assert len(board.days) == 365
+
+
+def test_a_long_period_is_drawn_by_week_and_every_week_opens_its_links(
+    manager_client, departments, receptionist
+):
+    """More than two months of days show as weeks, Monday to Sunday, cut to the period at both
+    ends; the days are still all there (the API gives them)."""
+    practice = departments[0].practice
+    for created, paid in [
+        (dt.datetime(2025, 1, 1, 9, tzinfo=HELSINKI), True),  # Wednesday, the first day
+        (dt.datetime(2025, 1, 5, 23, tzinfo=HELSINKI), False),  # Sunday: the same week
+        (dt.datetime(2025, 1, 6, 0, 30, tzinfo=HELSINKI), True),  # Monday: the next
+    ]:
+        end = created + dt.timedelta(minutes=5) if paid else None
+        make_link(practice, departments[0], receptionist, created=created, paid=end)
+    query = {"period": "custom", "start": "2025-01-01", "end": "2025-03-14"}
+    response = manager_client.get("/dashboard/", query)
+    board = response.context["board"]
+    assert len(board.days) == 73 and board.weekly
+    weeks = board.shown
+    assert (weeks[0].day, weeks[0].last, weeks[0].sent, weeks[0].paid) == (
+        dt.date(2025, 1, 1),
+        dt.date(2025, 1, 5),
+        2,
+        1,
+    )
+    assert (weeks[1].day, weeks[1].last, weeks[1].sent) == (
+        dt.date(2025, 1, 6),
+        dt.date(2025, 1, 12),
+        1,
+    )
+    assert (weeks[-1].day, weeks[-1].last) == (dt.date(2025, 3, 10), dt.date(2025, 3, 14))
+    assert len(weeks) == 11
+    assert sum(week.paid_amount for week in weeks) == board.totals.paid_amount
+    week = Period("custom", dt.date(2025, 1, 1), dt.date(2025, 1, 5), HELSINKI)
+    assert weeks[0].paid_url == link_list_url(practice, week, status="paid")
+    page = response.content.decode()
+    assert page.count('<rect class="sent"') == 11
+    assert "<title>1 Jan – 5 Jan: 2 sent, 1 paid</title>" in page
+    assert "Links sent and paid per week</caption>" in page
+    # Two months or less stay by day.
+    board = board_for(manager_client, period="custom", start="2025-01-01", end="2025-03-03")
+    assert not board.weekly and len(board.shown) == 62
 
 
 def percentile_cont(values: list[float], q: int) -> float:
