@@ -288,3 +288,24 @@ class RequestBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.spent} requests in minute {self.minute}"
+
+
+class Profile(models.Model):
+    """A person's own settings: the language of their pages, and the e-mails they asked for."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    # Blank: the browser's language.
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, blank=True)
+    weekly_summary = models.BooleanField(
+        _("weekly summary e-mail"),
+        default=False,
+        help_text=_("Every Monday morning, the past week's figures of the practices I manage."),
+    )
+    # The Monday of the last week summarised to this person: claimed by a conditional UPDATE, so
+    # that two workers never send the same week twice (reports/weekly.py).
+    weekly_summary_sent_for = models.DateField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return str(self.user)

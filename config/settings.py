@@ -195,6 +195,10 @@ PERMISSIONS_POLICY = (
 )
 
 LANGUAGE_CODE = "en-gb"
+# The languages of the staff pages: a person's own choice (clinics.Profile.language), else the
+# browser's (LocaleMiddleware). Compiled by `make messages` (Babel), never at request time.
+LANGUAGES = [("en-gb", "English"), ("fi", "Suomi"), ("sv", "Svenska")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -289,6 +289,10 @@ class PaymentLink(models.Model):
     imported = models.BooleanField(
         default=False, help_text=_("Made outside PayLinks and found on the invoice in Provet.")
     )
+    sent_automatically = models.BooleanField(
+        default=False,
+        help_text=_("Sent again by the practice's automatic follow-up, not by a person."),
+    )
     # The postransactions that could be this link, for a person to choose among (needs review);
     # kept after the choice.
     review_candidates = models.JSONField(default=list, blank=True)
