@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint browser clean
+.PHONY: install run test lint browser gettext messages clean
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -27,7 +27,20 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; \
 		else echo "Install Chromium first: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
-run: install
+# gettext's tools, for `manage.py makemessages` and the test that the catalogs are complete.
+gettext:
+	@command -v msgmerge >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q gettext >/dev/null || { apt-get update -q && apt-get install -y -q gettext >/dev/null; }; \
+		else echo "Install gettext first: sudo apt-get install -y gettext" >&2; exit 1; fi; }
+
+# The Finnish and Swedish catalogs, compiled by Babel (no gettext needed to run PayLinks).
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --statistics -i $< -o $@
+
+messages: $(MO_FILES)
+
+run: install messages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup --base-url http://$(HOST):$(PORT)
 	@echo "Starting the web server and the django-q2 worker on http://$(HOST):$(PORT)/ (Ctrl-C stops both)"
@@ -35,7 +48,7 @@ run: install
 		trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 		$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install browser
+test: install browser gettext messages
 	$(PY) -m pytest
 
 lint: install

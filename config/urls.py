@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from paylinks.api import urls as api_urls
 from paylinks.api.schema import DocsView
+from paylinks.views import profile
 from reports import api as reports_api
 
 # Password reset needs email; without EMAIL_URL its pages don't exist (and the login page has no
@@ -32,6 +33,8 @@ urlpatterns = [
     path("api/docs/", DocsView.as_view(url_name="api_schema"), name="api_docs"),
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    path("profile/", profile.profile_page, name="profile"),
+    path("profile/language/", profile.set_language, name="set_language"),
     path("", include("reports.urls")),
     path("", include("paylinks.urls")),
 ]

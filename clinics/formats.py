@@ -1,0 +1,101 @@
+"""Amounts, dates, times and phone numbers as the person reading them writes them: in the
+language of the page (Babel's CLDR data) and, for phones, the practice's country.
+
+    money(Decimal("192.81"), "EUR")  -> "192,81 €" in Finnish and Swedish, "€192.81" in English
+    phone("+358406716444", "FI")     -> "040 6716444"
+
+Amounts keep their Decimal; the spaces Babel puts inside an amount are non-breaking, so an
+amount never wraps in the middle."""
+
+import datetime as dt
+from decimal import Decimal
+
+import phonenumbers
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from django.utils import translation
+from django.utils.translation import to_locale
+
+
+def current_locale() -> Locale:
+    """The Babel locale of the active language (en-gb -> en_GB, fi -> fi, sv -> sv)."""
+    try:
+        return Locale.parse(to_locale(translation.get_language() or "en-gb"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en_GB")
+
+
+def money(amount: Decimal | None, currency: str) -> str:
+    if amount is None:
+        return ""
+    return babel_numbers.format_currency(amount, currency, locale=current_locale())
+
+
+def number(amount: Decimal | int | None) -> str:
+    """A number, or an amount without its currency (a table whose header names it)."""
+    if amount is None:
+        return ""
+    if isinstance(amount, Decimal):
+        return babel_numbers.format_decimal(amount, format="#,##0.00", locale=current_locale())
+    return babel_numbers.format_decimal(amount, locale=current_locale())
+
+
+def decimal_separator() -> str:
+    return babel_numbers.get_decimal_symbol(current_locale())
+
+
+def day(value: dt.date | dt.datetime | None) -> str:
+    """28 Nov 2026 / 28.11.2026 / 28 nov. 2026"""
+    if value is None:
+        return ""
+    return babel_dates.format_date(value, "medium", locale=current_locale())
+
+
+def short_day(value: dt.date | dt.datetime | None) -> str:
+    """Sat 28 Nov / la 28.11. / lör 28 nov."""
+    if value is None:
+        return ""
+    return babel_dates.format_skeleton("MMMEd", value, locale=current_locale())
+
+
+def time(value: dt.datetime | dt.time | None) -> str:
+    """10:41 / 10.41"""
+    if value is None:
+        return ""
+    return babel_dates.format_time(value, "short", locale=current_locale())
+
+
+def moment(value: dt.datetime | None) -> str:
+    """A day and a time: 28 Nov, 10:41 / 28.11. klo 10.41 (the year when it isn't this one's)."""
+    if value is None:
+        return ""
+    locale = current_locale()
+    skeleton = "MMMd" if value.year == dt.date.today().year else "yMMMd"
+    date = babel_dates.format_skeleton(skeleton, value, locale=locale)
+    # The locale's way of joining a date and a time ("{1}, {0}", Finnish "{1} 'klo' {0}").
+    joined = str(locale.datetime_formats["short"]).replace("'", "")
+    return joined.format(time(value), date)
+
+
+def phone(value: str | None, country: str) -> str:
+    """A phone number in the practice country's national format (international for a foreign
+    number); as it was given when it doesn't parse."""
+    if not value:
+        return ""
+    try:
+        parsed = phonenumbers.parse(value, country or None)
+    except phonenumbers.NumberParseException:
+        return value
+    if not phonenumbers.is_possible_number(parsed):
+        return value
+    if parsed.country_code != phonenumbers.country_code_for_region(country):
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if country == "FI":
+        # libphonenumber leaves a Finnish subscriber number whole (040 6716444); Finns write it
+        # in groups, the last of four digits (040 671 6444).
+        prefix, _, rest = national.partition(" ")
+        if rest.isdigit() and len(rest) >= 7:
+            national = f"{prefix} {rest[:-4]} {rest[-4:]}"
+    return national
