@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint browser gettext messages clean
+.PHONY: install run test lint browser gettext axe messages clean
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,13 @@ gettext:
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q gettext >/dev/null || { apt-get update -q && apt-get install -y -q gettext >/dev/null; }; \
 		else echo "Install gettext first: sudo apt-get install -y gettext" >&2; exit 1; fi; }
 
+# axe-core (npm), for the browser tests' accessibility check; kept beside the virtualenv.
+AXE := $(VENV)/axe-core/axe.min.js
+$(AXE):
+	mkdir -p $(VENV)/axe-core
+	cd $(VENV)/axe-core && npm pack --silent axe-core@4.14.1 >/dev/null && tar xzf axe-core-4.14.1.tgz --strip-components=1 package/axe.min.js
+axe: $(AXE)
+
 # The Finnish and Swedish catalogs, compiled by Babel (no gettext needed to run PayLinks).
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
 locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po $(VENV)/.installed
@@ -48,7 +55,7 @@ run: install messages
 		trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 		$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install browser gettext messages
+test: install browser gettext axe messages
 	$(PY) -m pytest
 
 lint: install
