@@ -46,6 +46,34 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(_("%(value)s is not a known time zone"), params={"value": value})
 
 
+class Weekday(models.IntegerChoices):
+    """ISO weekday numbers, as datetime.isoweekday() counts them."""
+
+    MONDAY = 1, _("Monday")
+    TUESDAY = 2, _("Tuesday")
+    WEDNESDAY = 3, _("Wednesday")
+    THURSDAY = 4, _("Thursday")
+    FRIDAY = 5, _("Friday")
+    SATURDAY = 6, _("Saturday")
+    SUNDAY = 7, _("Sunday")
+
+
+def working_days() -> list[int]:
+    return [1, 2, 3, 4, 5]
+
+
+def validate_weekdays(value) -> None:
+    if not isinstance(value, list) or any(day not in Weekday.values for day in value):
+        raise ValidationError(_("Choose days of the week."))
+
+
+# Automatic follow-up waits at least this long after a link expired, and at most a week: a link
+# sent again weeks later reads as a mistake to the client.
+FOLLOW_UP_MIN_DELAY_HOURS = 1
+FOLLOW_UP_MAX_DELAY_HOURS = 7 * 24
+FOLLOW_UP_MAX_SENDS = 5
+
+
 class PracticeQuerySet(models.QuerySet["Practice"]):
     def for_user(self, user) -> "PracticeQuerySet":
         """The practices a person may see: their memberships, or all for a superuser."""
@@ -133,6 +161,43 @@ class Practice(models.Model):
     previous_webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
     previous_webhook_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
+    # Automatic follow-up (paylinks/followups.py): an invoice link that expired unpaid is sent
+    # again by PayLinks itself, after a delay, within opening hours, a few times per invoice.
+    auto_follow_up = models.BooleanField(
+        _("send expired links again automatically"),
+        default=False,
+        help_text=_(
+            "When a link for an invoice expires unpaid and something is still due, PayLinks "
+            "sends a new link the same way, within the opening hours below."
+        ),
+    )
+    follow_up_delay_hours = models.PositiveSmallIntegerField(
+        _("delay after expiry (hours)"),
+        default=24,
+        validators=[
+            MinValueValidator(FOLLOW_UP_MIN_DELAY_HOURS),
+            MaxValueValidator(FOLLOW_UP_MAX_DELAY_HOURS),
+        ],
+        help_text=_("How long after a link expired it is sent again (1 to 168 hours)."),
+    )
+    follow_up_days = models.JSONField(
+        _("opening days"),
+        default=working_days,
+        blank=True,
+        validators=[validate_weekdays],
+        help_text=_("Links are only sent again on these days, in the practice's time zone."),
+    )
+    follow_up_opens_at = models.TimeField(_("opens at"), default=dt.time(8, 0))
+    follow_up_closes_at = models.TimeField(_("closes at"), default=dt.time(17, 0))
+    follow_up_max_sends = models.PositiveSmallIntegerField(
+        _("automatic sends per invoice"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(FOLLOW_UP_MAX_SENDS)],
+        help_text=_("At most this many links are sent automatically for one invoice."),
+    )
+    # When automatic follow-up was last turned on: only links that expire after it are sent
+    # again, so turning it on doesn't send every old expired link at once.
+    follow_up_since = models.DateTimeField(null=True, blank=True, editable=False)
     # Provet asked PayLinks to wait (a 429 on any request), or the poller found the credentials
     # refused: background work stops until then (clinics/budget.py).
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -157,6 +222,36 @@ class Practice(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # Turned on: links that expired before now are left to the desk. Turned off: forgotten,
+        # so turning it on again starts afresh.
+        since = self.follow_up_since
+        if self.auto_follow_up != (since is not None):
+            self.follow_up_since = timezone.now() if self.auto_follow_up else None
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "follow_up_since"}
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        opens, closes = self.follow_up_opens_at, self.follow_up_closes_at
+        if opens is not None and closes is not None and closes <= opens:
+            errors["follow_up_closes_at"] = _("The practice must close after it opens.")
+        if self.auto_follow_up and not self.follow_up_days:
+            errors["follow_up_days"] = _(
+                "Choose at least one opening day, or turn automatic follow-up off."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def is_open_at(self, moment: dt.datetime) -> bool:
+        """Whether the practice is open at this moment, by its opening hours in its time zone:
+        when automatic follow-ups may go out."""
+        local = moment.astimezone(self.zone)
+        open_hours = self.follow_up_opens_at <= local.time() < self.follow_up_closes_at
+        return local.isoweekday() in (self.follow_up_days or []) and open_hours
 
     def rotate_webhook_secret(self) -> None:
         """A new webhook address; the old one is still accepted for WEBHOOK_SECRET_GRACE."""

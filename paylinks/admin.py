@@ -9,8 +9,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from clinics.admin import in_practice_zone, times_in_practice_zone
 from paylinks import event_sending
 from paylinks.models import (
     ENDPOINT_SECRET_GRACE,
@@ -43,6 +45,14 @@ class AuditTrail:
         return False  # so admin offers no "Delete selected" action either
 
 
+class ReadOnlyRecord:
+    """A copy of what Provet or the app recorded: shown, never added by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@times_in_practice_zone(LinkEvent, lambda event: event.link.practice)
 class LinkEventInline(AuditTrail, admin.TabularInline):
     model = LinkEvent
     extra = 0
@@ -52,6 +62,7 @@ class LinkEventInline(AuditTrail, admin.TabularInline):
 
 
 @admin.register(PaymentLink)
+@times_in_practice_zone(PaymentLink, lambda link: link.practice)
 class PaymentLinkAdmin(AuditTrail, admin.ModelAdmin):
     list_display = [
         "code",
@@ -73,16 +84,18 @@ class PaymentLinkAdmin(AuditTrail, admin.ModelAdmin):
 
 
 @admin.register(LinkEvent)
+@times_in_practice_zone(LinkEvent, lambda event: event.link.practice)
 class LinkEventAdmin(AuditTrail, admin.ModelAdmin):
     list_display = ["created_at", "link", "kind", "source", "user", "old_value", "new_value"]
     list_filter = ["kind", "source"]
     search_fields = ["link__code", "link__external_id", "message"]
-    list_select_related = ["link", "user"]
+    list_select_related = ["link", "link__practice", "user"]
     readonly_fields = [f.name for f in LinkEvent._meta.fields]
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+@times_in_practice_zone(Invoice, lambda invoice: invoice.practice)
+class InvoiceAdmin(ReadOnlyRecord, admin.ModelAdmin):
     list_display = ["number", "practice", "client_name", "status", "total_with_vat", "due_sum"]
     list_filter = ["practice", "status", "credit_note"]
     search_fields = ["number", "client_name", "client_email", "provet_id"]
@@ -90,7 +103,8 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prepayment)
-class PrepaymentAdmin(admin.ModelAdmin):
+@times_in_practice_zone(Prepayment, lambda prepayment: prepayment.practice)
+class PrepaymentAdmin(ReadOnlyRecord, admin.ModelAdmin):
     list_display = ["client_name", "practice", "department", "description", "created_at"]
     list_filter = ["practice"]
     search_fields = ["client_name", "description"]
@@ -98,15 +112,14 @@ class PrepaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+@times_in_practice_zone(WebhookDelivery, lambda delivery: delivery.practice)
+class WebhookDeliveryAdmin(ReadOnlyRecord, admin.ModelAdmin):
     list_display = ["received_at", "practice", "trigger", "invoice_provet_id", "links_made_due"]
     list_display += ["error"]
     list_filter = ["practice", "trigger"]
     search_fields = ["body", "invoice_provet_id"]
+    list_select_related = ["practice"]
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 class OpenListFilter(admin.SimpleListFilter):
@@ -123,7 +136,8 @@ class OpenListFilter(admin.SimpleListFilter):
 
 
 @admin.register(DriftFinding)
-class DriftFindingAdmin(admin.ModelAdmin):
+@times_in_practice_zone(DriftFinding, lambda finding: finding.practice)
+class DriftFindingAdmin(ReadOnlyRecord, admin.ModelAdmin):
     """What the nightly drift check found (paylinks/drift.py); it resolves them itself."""
 
     list_display = ["found_at", "practice", "kind", "message", "link", "resolved_at"]
@@ -131,9 +145,6 @@ class DriftFindingAdmin(admin.ModelAdmin):
     search_fields = ["message", "invoice__number"]
     list_select_related = ["practice", "link", "link__invoice"]
     readonly_fields = [f.name for f in DriftFinding._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
 
 # Outgoing events (paylinks/outbox.py, paylinks/event_sending.py): endpoints are set up here;
@@ -164,6 +175,7 @@ class EventEndpointForm(forms.ModelForm):
 
 
 @admin.register(EventEndpoint)
+@times_in_practice_zone(EventEndpoint, lambda endpoint: endpoint.practice)
 class EventEndpointAdmin(admin.ModelAdmin):
     form = EventEndpointForm
     list_display = ["url", "practice", "event_types", "is_active", "created_at"]
@@ -197,9 +209,9 @@ class EventEndpointAdmin(admin.ModelAdmin):
             return str(_("Made when the endpoint is saved, and shown once then."))
         until = endpoint.previous_secret_until
         if endpoint.previous_secret_encrypted and until and until > timezone.now():
-            return (
-                f"Stored encrypted. The previous one also signs until {until:%Y-%m-%d %H:%M} UTC."
-            )
+            return gettext("Stored encrypted. The previous one also signs until %(until)s.") % {
+                "until": in_practice_zone(until, endpoint.practice)
+            }
         return str(_("Stored encrypted; not shown again."))
 
     @admin.display(description=_("Deliveries"))
@@ -244,6 +256,7 @@ class EventEndpointAdmin(admin.ModelAdmin):
         )
 
 
+@times_in_practice_zone(EventDelivery, lambda delivery: delivery.event.practice)
 class EventDeliveryInline(AuditTrail, admin.TabularInline):
     model = EventDelivery
     extra = 0
@@ -260,6 +273,7 @@ class EventDeliveryInline(AuditTrail, admin.TabularInline):
 
 
 @admin.register(OutgoingEvent)
+@times_in_practice_zone(OutgoingEvent, lambda event: event.practice)
 class OutgoingEventAdmin(AuditTrail, admin.ModelAdmin):
     list_display = ["created_at", "type", "link", "practice", "id"]
     list_filter = ["type", "practice"]
@@ -276,12 +290,13 @@ class OutgoingEventAdmin(AuditTrail, admin.ModelAdmin):
 
 
 @admin.register(EventDelivery)
+@times_in_practice_zone(EventDelivery, lambda delivery: delivery.endpoint.practice)
 class EventDeliveryAdmin(AuditTrail, admin.ModelAdmin):
     list_display = ["created_at", "event_type", "link", "endpoint", "status", "attempts"]
     list_display += ["last_status_code", "last_error", "next_attempt_at"]
     list_filter = ["status", "event__type", "endpoint__practice", "endpoint"]
     search_fields = ["event__id", "event__link__code", "endpoint__url"]
-    list_select_related = ["event", "event__link", "endpoint"]
+    list_select_related = ["event", "event__link", "endpoint", "endpoint__practice"]
     readonly_fields = [f.name for f in EventDelivery._meta.fields]
     actions = ["send_again"]
 

@@ -2,11 +2,22 @@
 
 One per old link, whoever presses first: the others are shown the new link. A still-payable old
 link is cancelled in Provet before the new one is made (paylinks/create.py).
+
+The automatic follow-up (paylinks/followups.py) sends expired links again by the same rules,
+as PayLinks rather than a person: `send_again_automatically`.
 """
 
+import secrets
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from paylinks import create
 from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link, made_with
 from paylinks.invoices import refresh_invoice
-from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, Invoice, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.reconcile import reconcile_link
 from paylinks.refresh import read_status
 
 
@@ -30,19 +41,126 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
         raise LinkNotCreated("The client has already paid this link.")
     amount = link.amount
     if link.invoice is not None:
-        invoice = refresh_invoice(link.practice, link.invoice.provet_id)
-        if not invoice.is_payable:
-            raise LinkNotCreated(f"Nothing is due on invoice {invoice}: it has been paid.")
-        # What is still due, less what the invoice's other payable links ask for.
-        amount = invoice.free_amount(replacing=link)
-        if amount <= 0:
-            replacement = link.live_replacement()  # made while we asked Provet?
-            if replacement is not None:
-                raise AlreadyReplaced(replacement)
-            raise LinkNotCreated(
-                f"Links waiting for payment already ask for everything due on invoice {invoice}."
-            )
+        amount = _still_free(link, refresh_invoice(link.practice, link.invoice.provet_id))
     return create_link(_draft_like(link, user=user, amount=amount, key=idempotency_key))
+
+
+def _still_free(link: PaymentLink, invoice: Invoice) -> Decimal:
+    """What a link in this one's place may ask for: what is due on the invoice (just read from
+    Provet), less what its other payable links ask for. Raises LinkNotCreated, AlreadyReplaced."""
+    if not invoice.is_payable:
+        raise LinkNotCreated(f"Nothing is due on invoice {invoice}: it has been paid.")
+    amount = invoice.free_amount(replacing=link)
+    if amount <= 0:
+        replacement = link.live_replacement()  # made while we asked Provet?
+        if replacement is not None:
+            raise AlreadyReplaced(replacement)
+        raise LinkNotCreated(
+            f"Links waiting for payment already ask for everything due on invoice {invoice}."
+        )
+    return amount
+
+
+def send_again_automatically(link: PaymentLink) -> PaymentLink:
+    """The automatic follow-up: an expired invoice link sent again, by PayLinks itself.
+
+    As *Send again*, with what Provet says right now: nothing when the invoice has been paid
+    by any route, when the client no longer wants the link's channel, or when someone already
+    sent it again. The reservation checks, under the invoice's lock, that the practice's
+    automatic sends for this invoice stay within `follow_up_max_sends`: two workers never both
+    send it. The new link is `sent_automatically` and its REISSUED event is PayLinks' own.
+    Raises LinkNotCreated, AlreadyReplaced or ProvetError (ProvetBudgetSpent among them).
+    """
+    assert link.invoice is not None, "only invoice links are followed up"
+    replacement = link.live_replacement()
+    if replacement is not None:
+        raise AlreadyReplaced(replacement)
+    invoice = refresh_invoice(link.practice, link.invoice.provet_id)
+    amount = _still_free(link, invoice)
+    method = method_the_client_accepts(link.delivery_method, invoice)
+    if method is None:
+        raise LinkNotCreated(_("The client doesn't want links by SMS or e-mail any more."))
+    draft = _draft_like(link, user=None, amount=amount, key=_automatic_key())
+    draft.delivery_method = method
+    draft.email = draft.email if DeliveryMethod(method).needs_email else ""
+    draft.phone = draft.phone if DeliveryMethod(method).needs_phone else ""
+    try:
+        new = _reserve_automatic(draft, invoice)
+    except IntegrityError:
+        replacement = link.live_replacement()  # another worker's, a moment ago
+        if replacement is None:
+            raise
+        raise AlreadyReplaced(replacement) from None
+    # Then as create_link goes on for a reserved link whose old link has expired (there is
+    # nothing to cancel), with PayLinks, not a person, on the timeline.
+    create._claim_for_posting(new)
+    posted = create._post(draft, new)
+    link.event(
+        LinkEvent.Kind.REISSUED,
+        LinkEvent.Source.SYSTEM,
+        message=_("Sent again automatically: a new link for %(amount)s %(currency)s")
+        % {"amount": new.amount, "currency": new.currency},
+    )
+    if posted is None:
+        reconcile_link(new)  # the answer was lost: find out now whether it exists
+    else:
+        new.adopt(
+            posted,
+            source=LinkEvent.Source.SYSTEM,
+            kind=LinkEvent.Kind.CREATED,
+            message=create._created_message(new),
+        )
+    return new
+
+
+def method_the_client_accepts(method: int, invoice: Invoice) -> int | None:
+    """The link's delivery method without the channels the client opted out of in Provet;
+    None when nothing is left to send it by."""
+    wanted = DeliveryMethod(method)
+    sms = wanted.needs_phone and not invoice.client_no_sms
+    email = wanted.needs_email and not invoice.client_no_email
+    if sms and email:
+        return DeliveryMethod.SMS_AND_EMAIL
+    if sms:
+        return DeliveryMethod.SMS
+    if email:
+        return DeliveryMethod.EMAIL
+    return None
+
+
+@transaction.atomic
+def _reserve_automatic(draft: LinkDraft, invoice: Invoice) -> PaymentLink:
+    """The reservation, with the invoice's automatic sends counted under its lock first.
+
+    The lock is the one create._reserve takes, taken a moment earlier in the same transaction:
+    a second worker waits here, then counts the first one's link."""
+    locked = lock_invoice(invoice)
+    practice = draft.practice
+    if automatic_sends(locked) >= practice.follow_up_max_sends:
+        raise LinkNotCreated(
+            _("Already sent automatically %(count)s times for invoice %(invoice)s.")
+            % {"count": practice.follow_up_max_sends, "invoice": locked}
+        )
+    new, reserved = create._reserve(draft)
+    assert reserved, "an automatic send's key is new"
+    new.sent_automatically = True
+    new.save(update_fields=["sent_automatically"])
+    return new
+
+
+def lock_invoice(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().get(pk=invoice.pk)
+
+
+def automatic_sends(invoice: Invoice) -> int:
+    """Links the automatic follow-up made for this invoice (attempts Provet never made aside)."""
+    return invoice.links.live().filter(sent_automatically=True).count()
+
+
+def _automatic_key() -> str:
+    # A new key per attempt: the lock and the one-live-replacement constraint are what make
+    # an expired link be sent again once, not the key.
+    return "auto-" + secrets.token_urlsafe(24)
 
 
 def _draft_like(link: PaymentLink, *, user, amount, key: str) -> LinkDraft:

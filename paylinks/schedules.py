@@ -28,6 +28,12 @@ SCHEDULES = [
     Scheduled(
         "Send outgoing events that are due", "paylinks.tasks.send_due_events", every_minutes=1
     ),
+    # Queues one pass per practice with automatic follow-up on and open now (followups.py).
+    Scheduled(
+        "Send expired links again automatically",
+        "paylinks.tasks.follow_up_everywhere",
+        every_minutes=5,
+    ),
     # Queues one drift check per practice: what disagrees with Provet (drift.py).
     Scheduled(
         "Nightly drift check", "paylinks.tasks.find_drift_everywhere", daily_at_utc=dt.time(2, 30)

@@ -5,13 +5,14 @@ import time
 from contextlib import suppress
 
 from django.core.cache import cache
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from clinics.budget import Priority, priority
 from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
 from config.logs import bind, logged_task
-from paylinks import drift, event_sending, polling, webhooks
+from paylinks import drift, event_sending, followups, polling, webhooks
 from paylinks.models import PaymentLink, WebhookDelivery
 from paylinks.polling import PASSES_PER_MINUTE, TICK
 from paylinks.reconcile import reconcile_unknown_links
@@ -124,6 +125,24 @@ def find_drift_for(practice_id: int) -> str:
     bind(practice=practice.code)
     findings = drift.find_drift(practice)
     return f"{len(findings)} open mismatches"
+
+
+@logged_task
+def follow_up_everywhere() -> int:
+    """Every 5 minutes: one follow-up pass per practice that has automatic follow-up on and
+    is open now (paylinks/followups.py). With none, one query and nothing queued."""
+    practices = followups.practices_to_follow_up(timezone.now())
+    for practice in practices:
+        async_task("paylinks.tasks.follow_up_practice", practice.pk, group="follow-up")
+    return len(practices)
+
+
+@logged_task
+@background
+def follow_up_practice(practice_id: int) -> str:
+    practice = Practice.objects.get(pk=practice_id)
+    bind(practice=practice.code)
+    return str(followups.follow_up_practice(practice))
 
 
 @logged_task

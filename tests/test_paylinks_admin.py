@@ -1,11 +1,20 @@
 """In admin the audit trail is append-only: links are shown, never changed or deleted; their events
 neither. A superuser is no exception."""
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth import get_user_model
 
 from paylinks.create import create_link
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import (
+    EventDelivery,
+    EventEndpoint,
+    LinkEvent,
+    OutgoingEvent,
+    PaymentLink,
+    WebhookDelivery,
+)
 from tests.conftest import draft_for
 
 
@@ -121,3 +130,105 @@ def test_a_link_event_can_t_be_deleted_one_at_a_time_or_in_bulk(admin_client, ev
 
 def test_link_events_can_t_be_added_in_admin(admin_client, db):
     assert admin_client.get("/admin/paylinks/linkevent/add/").status_code == 403
+
+
+# Times in the practice's time zone; nothing added by hand to what is a record.
+
+
+HELSINKI_SUMMER = dt.datetime(2026, 7, 1, 9, 30, 5, tzinfo=dt.UTC)  # 12:30:05 EEST
+
+
+@pytest.fixture
+def at_a_known_moment(link, event):
+    PaymentLink.objects.filter(pk=link.pk).update(
+        created_at=HELSINKI_SUMMER, expires_at=HELSINKI_SUMMER + dt.timedelta(hours=1)
+    )
+    LinkEvent.objects.filter(pk=event.pk).update(created_at=HELSINKI_SUMMER)
+    return link
+
+
+def test_a_link_s_times_are_shown_in_the_practice_s_time_zone(admin_client, at_a_known_moment):
+    link = at_a_known_moment
+    listed = admin_client.get("/admin/paylinks/paymentlink/").content.decode()
+    assert "2026-07-01 12:30:05 EEST" in listed
+    page = admin_client.get(link_url(link)).content.decode()
+    assert "2026-07-01 12:30:05 EEST" in page  # created, and its event on the page
+    assert "2026-07-01 13:30:05 EEST" in page  # expires
+    assert "9:30" not in page
+
+
+def test_a_uk_practice_s_link_times_are_in_london_time(admin_client, at_a_known_moment):
+    at_a_known_moment.practice.timezone = "Europe/London"
+    at_a_known_moment.practice.save()
+    listed = admin_client.get("/admin/paylinks/paymentlink/").content.decode()
+    assert "2026-07-01 10:30:05 BST" in listed
+
+
+def test_events_are_listed_in_the_practice_s_time_zone(admin_client, at_a_known_moment, event):
+    listed = admin_client.get("/admin/paylinks/linkevent/").content.decode()
+    assert "2026-07-01 12:30:05 EEST" in listed
+    page = admin_client.get(event_url(event)).content.decode()
+    assert "2026-07-01 12:30:05 EEST" in page
+
+
+def test_webhooks_received_are_listed_in_the_practice_s_time_zone(admin_client, practice):
+    delivery = WebhookDelivery.objects.create(practice=practice, trigger="invoice_payment")
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=HELSINKI_SUMMER)
+    listed = admin_client.get("/admin/paylinks/webhookdelivery/").content.decode()
+    assert "2026-07-01 12:30:05 EEST" in listed
+    page = admin_client.get(f"/admin/paylinks/webhookdelivery/{delivery.pk}/change/")
+    assert "2026-07-01 12:30:05 EEST" in page.content.decode()
+
+
+def test_outgoing_deliveries_are_listed_in_the_practice_s_time_zone(admin_client, link):
+    endpoint = EventEndpoint(practice=link.practice, url="https://clinic.example/hook")
+    endpoint.secret = "plsec_test"
+    endpoint.save()
+    event = OutgoingEvent.objects.create(
+        practice=link.practice, link=link, type="link.paid", data={}, created_at=HELSINKI_SUMMER
+    )
+    delivery = EventDelivery.objects.create(
+        event=event,
+        endpoint=endpoint,
+        retry_until=HELSINKI_SUMMER + dt.timedelta(days=1),
+        next_attempt_at=HELSINKI_SUMMER,
+        created_at=HELSINKI_SUMMER,
+    )
+    listed = admin_client.get("/admin/paylinks/eventdelivery/").content.decode()
+    assert "2026-07-01 12:30:05 EEST" in listed
+    page = admin_client.get(f"/admin/paylinks/eventdelivery/{delivery.pk}/change/")
+    assert "2026-07-02 12:30:05 EEST" in page.content.decode()  # retried until
+    page = admin_client.get(f"/admin/paylinks/outgoingevent/{event.pk}/change/")
+    assert "2026-07-01 12:30:05 EEST" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "paymentlink",
+        "linkevent",
+        "invoice",
+        "prepayment",
+        "webhookdelivery",
+        "driftfinding",
+        "outgoingevent",
+        "eventdelivery",
+    ],
+)
+def test_records_have_no_add_button_and_can_t_be_added(admin_client, model, db):
+    changelist = admin_client.get(f"/admin/paylinks/{model}/")
+    assert changelist.status_code == 200
+    assert f'href="/admin/paylinks/{model}/add/"' not in changelist.content.decode()
+    assert admin_client.get(f"/admin/paylinks/{model}/add/").status_code == 403
+    index = admin_client.get("/admin/").content.decode()
+    assert f'href="/admin/paylinks/{model}/add/"' not in index
+
+
+def test_endpoints_can_still_be_added(admin_client, db):
+    assert admin_client.get("/admin/paylinks/eventendpoint/add/").status_code == 200
+
+
+def test_departments_come_from_provet_and_are_not_added_by_hand(admin_client, db):
+    assert admin_client.get("/admin/clinics/department/add/").status_code == 403
+    changelist = admin_client.get("/admin/clinics/department/").content.decode()
+    assert 'href="/admin/clinics/department/add/"' not in changelist

@@ -36,3 +36,20 @@ def test_a_changed_schedule_is_put_right_and_one_no_longer_listed_is_removed(db)
 def test_no_migration_carries_a_schedule():
     for migration in MIGRATIONS.glob("0*.py"):
         assert '"Schedule"' not in migration.read_text(), migration.name
+
+
+def test_automatic_follow_up_runs_every_five_minutes(db):
+    schedule = Schedule.objects.get(func="paylinks.tasks.follow_up_everywhere")
+    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 5)
+
+
+def test_automatic_follow_up_queues_nothing_while_no_practice_has_it_on(
+    practice, django_assert_max_num_queries
+):
+    from django_q.models import OrmQ
+
+    from paylinks.tasks import follow_up_everywhere
+
+    with django_assert_max_num_queries(1):
+        assert follow_up_everywhere() == 0
+    assert not OrmQ.objects.exists()
