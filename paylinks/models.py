@@ -899,3 +899,30 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.type} to {self.endpoint.url}"
+
+
+class NoticeDismissal(models.Model):
+    """A person has dismissed the notice that a link was paid, expired or failed delivery
+    (the notices on every staff page, paylinks/views/notices.py). One per person, link and kind:
+    a link that expired and was then paid after all shows its "Paid" notice too."""
+
+    class Kind(models.TextChoices):
+        PAID = "paid", _("Paid")
+        EXPIRED = "expired", _("Expired unpaid")
+        DELIVERY_FAILED = "delivery_failed", _("Delivery failed")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notice_dismissals"
+    )
+    link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    dismissed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Dismissing twice (two tabs, a double click) keeps one row.
+            models.UniqueConstraint(fields=["user", "link", "kind"], name="notice_dismissed_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} dismissed {self.kind} of {self.link_id}"

@@ -2,7 +2,7 @@ from django.urls import path
 
 from clinics.models import WEBHOOK_ROUTE
 from paylinks import health
-from paylinks.views import link, lists, reception, webhook
+from paylinks.views import link, lists, notices, reception, webhook
 
 app_name = "paylinks"
 urlpatterns = [
@@ -18,6 +18,8 @@ urlpatterns = [
     path("links/<uuid:code>/cancel/", link.link_cancel, name="link_cancel"),
     path("links/<uuid:code>/send-again/", link.link_reissue, name="link_reissue"),
     path("links/<uuid:code>/review/", link.link_review, name="link_review"),
+    path("notices/", notices.notices, name="notices"),
+    path("notices/dismiss/", notices.dismiss_notice, name="dismiss_notice"),
     path(WEBHOOK_ROUTE, webhook.provet_webhook, name="provet_webhook"),
     path("healthz", health.healthz, name="healthz"),
 ]
