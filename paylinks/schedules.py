@@ -28,6 +28,9 @@ SCHEDULES = [
     Scheduled(
         "Send outgoing events that are due", "paylinks.tasks.send_due_events", every_minutes=1
     ),
+    # Monday morning's summary e-mail to each manager who asked for it, in each practice's
+    # time zone: hourly, and the hours outside it send nothing (reports/weekly.py).
+    Scheduled("Weekly summary e-mails", "reports.weekly.send_weekly_summaries", every_minutes=60),
     # Queues one drift check per practice: what disagrees with Provet (drift.py).
     Scheduled(
         "Nightly drift check", "paylinks.tasks.find_drift_everywhere", daily_at_utc=dt.time(2, 30)
