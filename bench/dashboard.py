@@ -400,7 +400,7 @@ def before_build(practice: Practice, period, department=None):
     people = get_user_model().objects.in_bulk({cell["created_by_id"] for cell in cells} - {None})
     by_staff = rows(
         "created_by_id",
-        label=lambda pk: figures._person(people.get(pk)),
+        label=lambda pk: figures.person_name(people.get(pk)),
         filters=lambda pk: {"created_by": people[pk].get_username() if pk in people else NOBODY},
         order=lambda pk, name: (pk not in people, name.casefold()),
     )
@@ -429,6 +429,7 @@ def before_build(practice: Practice, period, department=None):
         days=days,
         shown=shown,
         chart=figures.draw(shown),
+        money_in=figures.money_in(practice, period, department),
     )
 
 
@@ -463,12 +464,12 @@ def check_figures(practice: Practice, query: dict) -> str:
     paid_amount: dict[str, Decimal] = defaultdict(Decimal)
     times: dict[str, list[float]] = defaultdict(list)
     departments = {d.pk: d.name for d in Department.objects.filter(practice=practice)}
-    people = {u.pk: figures._person(u) for u in get_user_model().objects.all()}
+    people = {u.pk: figures.person_name(u) for u in get_user_model().objects.all()}
     for department, person, channel, status, amount, created, paid_at in links.iterator(5_000):
         lines = (
             "all",
             departments[department],
-            people.get(person, figures._person(None)),
+            people.get(person, figures.person_name(None)),
             figures.CHANNEL_NAMES[DeliveryMethod(channel)],
         )
         for line in lines:

@@ -171,7 +171,14 @@ if EMAIL_URL:
     EMAIL_HOST, EMAIL_PORT = email["HOST"], email["PORT"]
     EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = email["USER"], email["PASSWORD"]
     EMAIL_USE_TLS, EMAIL_USE_SSL = email["USE_TLS"], email["USE_SSL"]
+elif not PRODUCTION:
+    # Development: e-mails (the weekly summary) are printed where the worker runs.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PayLinks <paylinks@localhost>")
+# Where people open PayLinks, for the links in e-mails (the weekly summary).
+PAYLINKS_SITE_URL = env_str("PAYLINKS_SITE_URL", "" if PRODUCTION else "http://127.0.0.1:8000")
+if PRODUCTION and EMAIL_URL and not PAYLINKS_SITE_URL.startswith("https://"):
+    raise ImproperlyConfigured("Set PAYLINKS_SITE_URL to PayLinks' https:// address for e-mails")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Content Security Policy (django-csp): no inline script or style, nothing from other sites.

@@ -8,6 +8,7 @@ changes nothing, so any number of machines may migrate.
 import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -34,6 +35,9 @@ SCHEDULES = [
         "paylinks.tasks.follow_up_everywhere",
         every_minutes=5,
     ),
+    # Monday morning's summary e-mail to each manager who asked for it, in each practice's
+    # time zone: hourly, and the hours outside it send nothing (reports/weekly.py).
+    Scheduled("Weekly summary e-mails", "reports.weekly.send_weekly_summaries", every_minutes=60),
     # Queues one drift check per practice: what disagrees with Provet (drift.py).
     Scheduled(
         "Nightly drift check", "paylinks.tasks.find_drift_everywhere", daily_at_utc=dt.time(2, 30)
@@ -58,7 +62,12 @@ def sync_schedules(**kwargs) -> None:
             schedule.next_run = _next(scheduled.daily_at_utc)
             schedule.save(update_fields=["next_run"])
     listed = [scheduled.name for scheduled in SCHEDULES]
-    Schedule.objects.filter(func__startswith="paylinks.").exclude(name__in=listed).delete()
+    Schedule.objects.filter(ours()).exclude(name__in=listed).delete()
+
+
+def ours() -> Q:
+    """The schedules this module keeps: those of PayLinks' own apps (never another app's)."""
+    return Q(func__startswith="paylinks.") | Q(func__startswith="reports.")
 
 
 def _at(schedule) -> dt.time | None:

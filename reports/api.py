@@ -64,6 +64,27 @@ class PeriodSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
+class MoneyInSerializer(serializers.Serializer):
+    collected = serializers.IntegerField(
+        help_text="Links paid in the period, by payment date, whenever they were made."
+    )
+    collected_amount = _money()
+    previous = PeriodSerializer(help_text="The period of the same length just before.")
+    previous_collected = serializers.IntegerField()
+    previous_amount = _money()
+    change_percent = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=0,
+        allow_null=True,
+        help_text="collected_amount against previous_amount, in percent; null when nothing "
+        "came in before.",
+    )
+    recovered = serializers.IntegerField(
+        help_text="Links the automatic follow-up sent again, paid in the period."
+    )
+    recovered_amount = _money()
+
+
 class SummarySerializer(serializers.Serializer):
     practice = serializers.UUIDField(source="practice.code")
     currency = serializers.CharField(source="practice.currency")
@@ -74,6 +95,9 @@ class SummarySerializer(serializers.Serializer):
     by_staff = RowSerializer(many=True)
     by_channel = RowSerializer(many=True)
     days = DaySerializer(many=True)
+    money_in = MoneyInSerializer(
+        help_text="Money in by payment date, and what the automatic follow-up recovered."
+    )
 
 
 @extend_schema(
@@ -83,7 +107,9 @@ class SummarySerializer(serializers.Serializer):
     "paid, conversion, time to pay, outstanding, expired unpaid and failed deliveries, in "
     "total, by department, by staff member (API keys included), by channel and by day. "
     "The links counted are those created in the period that reached Provet, as they stand "
-    "now (reports/figures.py). For managers and admins: a reception key gets 403.",
+    "now (reports/figures.py). `money_in` follows the payment date instead: what was paid "
+    "in the period whenever the link was made, against the period before, and what links sent "
+    "again automatically brought in. For managers and admins: a reception key gets 403.",
     parameters=[
         PRACTICE,
         OpenApiParameter(

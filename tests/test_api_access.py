@@ -16,7 +16,7 @@ from clinics.models import Membership
 from config.urls import api_v1
 from paylinks.api.models import APIKey
 from paylinks.create import create_link
-from paylinks.models import PaymentLink
+from paylinks.models import PaymentLink, PaymentStatus
 from tests.api_helpers import Api, invoice_link_body, make_key
 from tests.conftest import draft_for, make_user, sandbox_invoice
 
@@ -205,6 +205,47 @@ def test_the_summary_is_for_managers(synced_practice, invoice, key):
     assert [row["label"] for row in body["by_staff"]] == ["Booking site (API key)"]
     assert body["period"]["key"] == "7d" and len(body["days"]) == 7
     assert body["totals"]["links"]["sent"].startswith("http://testserver/links/?")
+    assert body["money_in"] == {
+        "collected": 0,
+        "collected_amount": "0.00",
+        "previous": {
+            "key": "custom",
+            "first": body["money_in"]["previous"]["first"],
+            "last": body["money_in"]["previous"]["last"],
+            "label": body["money_in"]["previous"]["label"],
+        },
+        "previous_collected": 0,
+        "previous_amount": "0.00",
+        "change_percent": None,
+        "recovered": 0,
+        "recovered_amount": "0.00",
+    }
+
+
+def test_the_summary_gives_money_in_by_payment_date_and_what_follow_ups_recovered(
+    synced_practice, invoice, key
+):
+    link = create_link(draft_for(invoice, key[0].user))
+    now = timezone.now()
+    # Made two weeks ago, sent again automatically and paid now: collected and recovered now.
+    PaymentLink.objects.filter(pk=link.pk).update(
+        created_at=now - dt.timedelta(days=14),
+        state=PaymentLink.State.CLOSED,
+        payment_status=PaymentStatus.ACCEPTED,
+        paid_at=now,
+        sent_automatically=True,
+    )
+    manager = Api(make_key(synced_practice, role=APIKey.Role.MANAGER)[1])
+    body = manager.get("/api/v1/summary/", {"period": "7d"}).json()
+    assert body["totals"]["paid"] == 0  # not made in the period
+    money = body["money_in"]
+    amount = str(invoice.due_sum)
+    assert (money["collected"], money["collected_amount"]) == (1, amount)
+    assert (money["recovered"], money["recovered_amount"]) == (1, amount)
+    assert (money["previous_collected"], money["change_percent"]) == (0, None)
+    today = synced_practice.today()
+    assert money["previous"]["last"] == (today - dt.timedelta(days=7)).isoformat()
+    assert money["previous"]["first"] == (today - dt.timedelta(days=13)).isoformat()
 
 
 def test_the_summary_s_filters_are_checked(synced_practice):

@@ -62,13 +62,13 @@ def test_a_row_has_plain_amounts_and_local_iso_timestamps(
             "Created": "2025-03-04T10:00:00+02:00",
             "Created by": "riikka",
             "Department": departments[0].name,
-            "Channel": "Email only",
+            "Channel": "Email",
             "Invoice": link.invoice.number,
             "Client": 'Mäkelä, "Musti" & co',
             "Description": "",
             "Amount": "1234.50",
             "Currency": "EUR",
-            "Payment status": "Paid",
+            "Status": "Paid",
             "Delivery status": "Sent",
             "Expires": "2025-03-06T10:00:00+02:00",
             "Paid": "2025-03-04T10:25:00+02:00",
@@ -88,7 +88,7 @@ def test_the_export_holds_the_links_the_dashboard_counts(manager_client, departm
     totals = response.context["board"].totals
     _, rows = download(manager_client, **WEEK)
     assert len(rows) == totals.sent == 2
-    paid = [row for row in rows if row["Payment status"] == "Paid"]
+    paid = [row for row in rows if row["Status"] == "Paid"]
     assert sum(Decimal(row["Amount"]) for row in paid) == totals.paid_amount
     _, only_second = download(manager_client, **WEEK, department=departments[1].provet_id)
     assert [row["Department"] for row in only_second] == [departments[1].name]
@@ -109,8 +109,8 @@ def test_rows_come_oldest_first_with_every_status_in_words(
     )
     make_link(practice, departments[0], None, created=at(5), cancelled_at=at(5, 13))
     _, rows = download(manager_client, **WEEK)
-    assert [(r["Created by"], r["Payment status"], r["Delivery status"]) for r in rows] == [
-        ("", "Waiting for payment", "Sent"),
+    assert [(r["Created by"], r["Status"], r["Delivery status"]) for r in rows] == [
+        ("Nobody in PayLinks (made in Provet)", "Cancelled", "Sent"),
         ("riikka", "Expired", "Delivery failed"),
     ]
     assert rows[0]["Cancelled"] == "2025-03-05T13:00:00+02:00"
@@ -181,3 +181,80 @@ def test_unsent_links_have_no_row(manager_client, departments, receptionist):
         make_link(departments[0].practice, departments[0], receptionist, created=at(4), state=state)
     _, rows = download(manager_client, **WEEK)
     assert rows == []
+
+
+def test_the_status_column_says_what_the_link_page_says(
+    manager_client, departments, receptionist, manager
+):
+    """Cancelled, replaced, superseded, paid, expired: the words of status_words, whichever
+    Provet status lies beneath."""
+    practice = departments[0].practice
+    expired = make_link(
+        practice,
+        departments[0],
+        receptionist,
+        created=at(4, 9),
+        state="closed",
+        payment_status=PaymentStatus.EXPIRED,
+    )
+    make_link(
+        practice,
+        departments[0],
+        receptionist,
+        created=at(4, 10),
+        invoice=expired.invoice,
+        replaces=expired,
+        idempotency_key="again",
+    )
+    superseded = make_link(practice, departments[0], receptionist, created=at(5, 9))
+    superseded.invoice.due_sum = Decimal("0.00")
+    superseded.invoice.save()
+    make_link(practice, departments[0], receptionist, created=at(6, 9), paid=at(6, 10))
+    make_link(practice, departments[0], receptionist, created=at(7, 9), cancelled_at=at(7, 10))
+    _, rows = download(manager_client, **WEEK)
+    assert [row["Status"] for row in rows] == [
+        "Replaced by a new link",
+        "Waiting for payment",
+        "Superseded: the invoice is paid",
+        "Paid",
+        "Cancelled",
+    ]
+    # The same words as on each link's own page.
+    for row in rows:
+        page = manager_client.get(f"/links/{row['Link']}/").content.decode()
+        assert row["Status"] in page
+
+
+def test_created_by_is_the_person_s_name_and_the_channel_the_dashboard_s(
+    manager_client, departments, receptionist
+):
+    practice = departments[0].practice
+    receptionist.first_name, receptionist.last_name = "Riikka", "Järvinen"
+    receptionist.save()
+    for day, channel in ((3, DeliveryMethod.SMS_AND_EMAIL), (4, DeliveryMethod.DONT_SEND)):
+        make_link(practice, departments[0], receptionist, created=at(day), delivery_method=channel)
+    make_link(practice, departments[0], None, created=at(5), imported=True)
+    _, rows = download(manager_client, **WEEK)
+    assert [(row["Created by"], row["Channel"]) for row in rows] == [
+        ("Riikka Järvinen", "SMS and email"),
+        ("Riikka Järvinen", "Handed over at the desk"),
+        ("Nobody in PayLinks (made in Provet)", "SMS"),
+    ]
+    board = manager_client.get("/dashboard/", WEEK).context["board"]
+    assert {row["Created by"] for row in rows} == {row.label for row in board.by_staff}
+    assert {row["Channel"] for row in rows} == {row.label for row in board.by_channel}
+
+
+def test_the_export_costs_the_same_queries_however_many_links(
+    manager_client, departments, receptionist, django_assert_max_num_queries
+):
+    practice = departments[0].practice
+    make_link(practice, departments[0], receptionist, created=at(4))
+    with django_assert_max_num_queries(20) as few:
+        download(manager_client, **WEEK)
+    for day in range(3, 10):
+        make_link(practice, departments[1], None, created=at(day), paid=at(day, 13))
+        make_link(practice, departments[0], receptionist, created=at(day, 14))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        _, rows = download(manager_client, **WEEK)
+    assert len(rows) == 15

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('paylinks', '0011_sent_automatically'),
+        ('paylinks', '0012_link_practice_paid_idx'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -89,6 +89,12 @@ def test_a_manager_narrows_the_figures_and_downloads_the_links_behind_them(
     expect(page.get_by_role("link", name="Conversion 50 % paid of sent")).to_be_visible()
     expect(page.get_by_role("link", name="Outstanding 20.00 EUR 1 open link")).to_be_visible()
     expect(page.get_by_role("img", name="Links sent and paid per day")).to_be_visible()
+    # Money in by payment date: the last 7 days against the 7 before them (25.00 paid 12 days ago).
+    collected = page.get_by_role("listitem").filter(has_text="Collected")
+    expect(collected).to_contain_text("70.00 EUR")
+    expect(collected).to_contain_text("+180 % on the previous 7 days")
+    recovered = page.get_by_role("listitem").filter(has_text="Recovered by follow-ups")
+    expect(recovered).to_contain_text("0.00 EUR")
     expect(page.get_by_text("No mismatches found in the last check.")).to_be_visible()
     screenshot(page, "dashboard-desktop")
     page.set_viewport_size({"width": 768, "height": 1024})
@@ -117,7 +123,8 @@ def test_a_manager_narrows_the_figures_and_downloads_the_links_behind_them(
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 3
     assert {row["Department"] for row in rows} == {second.name}
-    paid_rows = [row for row in rows if row["Payment status"] == "Paid"]
+    paid_rows = [row for row in rows if row["Status"] == "Paid"]
+    assert {row["Created by"] for row in rows} == {"Mikko Mäkelä"}
     assert sum(Decimal(row["Amount"]) for row in paid_rows) == Decimal("65.00")
     assert all(row["Client"].startswith("'=Client") for row in rows)
 
