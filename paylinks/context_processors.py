@@ -2,16 +2,25 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest
 
 from clinics.models import Membership
-from paylinks.access import MANAGING_ROLES, practices_for
+from paylinks.access import MANAGING_ROLES, SESSION_KEY, practices_for
 
 
 def practices(request: HttpRequest) -> dict:
     """The practices a person may switch between, for the header, and whether they manage one
-    (the Dashboard link), in the one query."""
+    (the Dashboard link), in the one query.
+
+    `practice` is the one they work in (as paylinks.access.current_practice chooses it), for
+    pages whose view doesn't say, such as the 403 and 404 pages; a view's own wins."""
     user = request.user
     if not user.is_authenticated:
         return {}
     role = Membership.objects.filter(practice=OuterRef("pk"), user=user).values("role")[:1]
     practices = list(practices_for(user).annotate(my_role=Subquery(role)))
     manages = user.is_superuser or any(p.my_role in MANAGING_ROLES for p in practices)
-    return {"user_practices": practices, "manages_a_practice": manages}
+    chosen = request.session.get(SESSION_KEY)
+    working_in = next((p for p in practices if str(p.code) == chosen), None)
+    return {
+        "user_practices": practices,
+        "manages_a_practice": manages,
+        "practice": working_in or (practices[0] if practices else None),
+    }

@@ -17,6 +17,20 @@ class PracticePaused(Exception):
     """Provet asked PayLinks to wait (a 429), or refused its credentials: nobody asks it now."""
 
 
+def offers_check_now(link: PaymentLink, *, replaced: bool) -> bool:
+    """Whether the link page offers "Check now": only while asking Provet could still change
+    something a person waits for. A final link (paid, cancelled, expired, replaced, failed)
+    is left to the poller's late look."""
+    if link.state == PaymentLink.State.UNKNOWN:
+        return not link.needs_review  # a person decides that one, not Provet
+    return (
+        link.is_open
+        and link.postransaction_id is not None
+        and not link.cancelled_at
+        and not replaced
+    )
+
+
 def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> bool:
     """Refresh the link from Provet unless it was checked a moment ago; return whether it asked.
 

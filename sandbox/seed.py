@@ -168,9 +168,11 @@ PLANS = (
             "Thompson",
         ),
         companies=("Thames Valley Stables Ltd", "Greenfield Farm Partnership"),
-        phone_prefix="+447700900",
+        # Mobiles that phonenumbers accepts, as a clinic's would be (it refuses Ofcom's drama
+        # range, 07700 900xxx, as no number at all). The sandbox never sends a real SMS.
+        phone_prefix="+447700100",
         phone_digits=3,
-        undeliverable_number="+447700900404",
+        undeliverable_number="+447700100404",
         clients=30,
         invoices=80,
     ),

@@ -37,7 +37,8 @@ def test_the_link_page_shows_the_payer_url_qr_code_and_status(staff, link):
     assert "<svg" in html and "QR code of the payment link" in html
     assert "Waiting for payment" in html
     assert "Copy link" in html
-    assert "Created" in html  # the timeline
+    assert "Link made, to hand over" in html  # the timeline, in a receptionist's words
+    assert "Check now" in html
 
 
 EVERY_LINK_URL = [
@@ -213,9 +214,80 @@ def test_a_malformed_client_id_is_not_an_error(staff, synced_practice):
     assert staff.get("/prepayments/new/", {"client": "²"}).status_code == 200
 
 
-def test_a_link_that_can_no_longer_be_paid_is_not_offered_for_paying(staff, link):
+def test_a_paid_link_shows_what_was_paid_and_when_instead_of_the_qr_code(staff, link):
     control.settle_link(link.external_id, "pay")
     staff.post(page_of(link) + "check/")
+    link.refresh_from_db()
     html = staff.get(page_of(link)).content.decode()
     assert "Copy link" not in html and "QR code of the payment link" not in html
-    assert "This link can no longer be paid" in html
+    assert link.payer_url not in html
+    paid_at = link.paid_at.astimezone(link.practice.zone)
+    summary = html[html.index('data-testid="paid-summary"') :]
+    assert "10.00 EUR</span> paid" in summary
+    assert f"at {paid_at:%H:%M}" in summary
+    assert "Check now" not in html  # final: nothing more to find out
+
+
+def test_the_qr_code_goes_as_soon_as_the_watched_page_sees_the_payment(staff, link):
+    control.settle_link(link.external_id, "pay")
+    html = staff.get(page_of(link) + "status/", headers={"HX-Request": "true"}).content.decode()
+    payer = html[html.index('id="link-payer"') :]
+    assert 'hx-swap-oob="true"' in payer[:60]
+    assert "QR code of the payment link" not in html and "Copy link" not in html
+    assert 'data-testid="paid-summary"' in payer
+
+
+def test_check_now_says_nothing_changed_since_the_last_check(staff, link):
+    last = timezone.now() - dt.timedelta(minutes=7)
+    PaymentLink.objects.filter(pk=link.pk).update(checked_at=last)
+    response = staff.post(page_of(link) + "check/", follow=True)
+    shown = f"{last.astimezone(link.practice.zone):%H:%M}"
+    assert f"No change since {shown}." in response.content.decode()
+    assert link.events.filter(kind=LinkEvent.Kind.REFRESHED).count() == 1
+
+
+def test_check_now_says_when_the_client_paid(staff, link):
+    control.settle_link(link.external_id, "pay")
+    response = staff.post(page_of(link) + "check/", follow=True)
+    link.refresh_from_db()
+    assert link.payment_status == PaymentStatus.ACCEPTED
+    paid_at = link.paid_at.astimezone(link.practice.zone)
+    assert f"Paid at {paid_at:%H:%M}." in response.content.decode()
+
+
+def test_check_now_says_the_link_expired(staff, link):
+    from sandbox import clock
+
+    clock.advance(dt.timedelta(hours=2).total_seconds())
+    response = staff.post(page_of(link) + "check/", follow=True)
+    html = response.content.decode()
+    assert "Expired unpaid." in html
+    assert "Check now" not in html
+
+
+@pytest.mark.parametrize("ending", ["pay", "cancel", "expire", "replace"])
+def test_check_now_is_not_offered_on_a_final_link_nor_asks_provet(staff, link, ending, monkeypatch):
+    if ending == "pay":
+        control.settle_link(link.external_id, "pay")
+        staff.post(page_of(link) + "check/")
+    elif ending == "cancel":
+        staff.post(page_of(link) + "cancel/")
+    elif ending == "expire":
+        PaymentLink.objects.filter(pk=link.pk).update(
+            state=PaymentLink.State.CLOSED, payment_status=PaymentStatus.EXPIRED
+        )
+    else:
+        staff.post(page_of(link) + "send-again/", {"form_token": "d" * 32})
+    asked = []
+    monkeypatch.setattr(ProvetClient, "get_postransaction", lambda *a: asked.append(a))
+    assert "Check now" not in staff.get(page_of(link)).content.decode()
+    response = staff.post(page_of(link) + "check/", follow=True)  # a page left open
+    assert "nothing more to check" in response.content.decode()
+    assert asked == []
+
+
+def test_a_replaced_link_points_to_the_new_one_instead_of_the_qr_code(staff, link):
+    staff.post(page_of(link) + "send-again/", {"form_token": "e" * 32})
+    html = staff.get(page_of(link)).content.decode()
+    assert "Copy link" not in html and "QR code of the payment link" not in html
+    assert "the client pays" in html and "the new link" in html

@@ -69,7 +69,7 @@ def test_the_invoice_form_is_prefilled_from_provet(staff, provet_invoice, synced
     assert form["amount"].value() == provet_invoice.due_sum
     assert form["email"].value() == provet_invoice.client.email
     assert form["phone"].value() == provet_invoice.client.phone_numbers.first().phone_number
-    assert form["description"].value() == f"Payment for invoice {number} – {synced_practice.name}"
+    assert form["description"].value() == f"Payment for invoice {number}"
     assert form["duration"].value() == str(synced_practice.default_duration_minutes)
 
 
@@ -81,6 +81,26 @@ def test_a_link_is_made_from_the_form(staff, provet_invoice, receptionist):
     assert response["Location"] == f"/links/{link.code}/"
     assert link.created_by == receptionist
     assert PosTransaction.objects.get(pk=link.postransaction_id).invoice_id == provet_invoice.id
+
+
+def test_the_sms_names_the_practice_once(staff, provet_invoice, synced_practice):
+    """Provet's SMS starts with the practice's name; the prefilled description doesn't repeat it."""
+    from sandbox.models import OutboxMessage
+
+    page = staff.get(f"/invoices/{provet_invoice.id}/")
+    staff.post(f"/invoices/{provet_invoice.id}/", form_data(page, delivery_method="3"))
+    sms = OutboxMessage.objects.get(channel=OutboxMessage.Channel.SMS)
+    assert sms.text.count(synced_practice.name) == 1
+    assert f"Payment for invoice NV-{provet_invoice.invoice_number}" in sms.text
+
+
+def test_a_prepayment_client_s_refusals_are_said_in_plain_words(staff, synced_practice):
+    refusing = ProvetClientRow.objects.filter(
+        installation__provet_id=synced_practice.provet_id, no_email=True, archived=False
+    ).first()
+    html = staff.get("/prepayments/new/", {"q": refusing.lastname}).content.decode()
+    assert "doesn&#x27;t want e-mails" in html or "doesn't want e-mails" in html
+    assert "no email" not in html
 
 
 def test_a_bad_phone_number_is_shown_at_its_field_and_nothing_is_made(staff, provet_invoice):

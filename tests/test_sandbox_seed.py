@@ -49,3 +49,19 @@ def test_the_command_prints_the_installations_as_json(db):
     assert installations[0]["client_id"] == "northvale-paylinks"
     assert installations[0]["legacy_token"]
     assert len(installations[0]["department_ids"]) == 4
+
+
+def test_every_seeded_phone_is_a_mobile_of_its_practice_s_country(db):
+    """The prefilled link form offers SMS only for a valid mobile (paylinks.forms.can_take_sms),
+    so a demo client must have one, as a clinic's client would."""
+    from paylinks.forms import can_take_sms
+
+    seed_sandbox()
+    numbers = PhoneNumber.objects.select_related("client__installation")
+    assert {n.client.installation.country for n in numbers} == {"FI", "GB"}
+    not_mobile = [
+        n.phone_number
+        for n in numbers
+        if not can_take_sms(n.phone_number, n.client.installation.country)
+    ]
+    assert not_mobile == []

@@ -1,7 +1,6 @@
 """The link page: payer URL, QR code, live statuses, timeline, and the actions on a link."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import segno
 from django.contrib import messages
@@ -13,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics.provet import ProvetError
@@ -22,10 +22,11 @@ from paylinks.access import links_for
 from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
-from paylinks.models import PaymentLink
-from paylinks.refresh import PracticePaused, check_now
+from paylinks.models import PaymentLink, PaymentStatus
+from paylinks.refresh import PracticePaused, check_now, offers_check_now
 from paylinks.reissue import send_again
 from paylinks.tasks import request_refresh
+from paylinks.templatetags.link_words import Seen, clock, status_words, what_changed
 
 
 def _get_link_for_user(request: HttpRequest, code) -> PaymentLink:
@@ -56,7 +57,18 @@ def link_status(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def link_check(request: HttpRequest, code) -> HttpResponse:
+    """Check now: ask Provet, and say what it found ("Paid at 10:43", "No change since 10:41")."""
     link = _get_link_for_user(request, code)
+    if not offers_check_now(link, replaced=link.is_replaced):
+        # A page left open from before the link ended: nothing left to find out.
+        messages.info(
+            request,
+            _("%(status)s: nothing more to check on this link.")
+            % {"status": status_words(link)[0]},
+        )
+        return redirect("paylinks:link", code=link.code)
+    seen = Seen.of(link)
+    last_checked = link.checked_at or link.created_at
     try:
         asked = check_now(link, user=request.user)
     except PracticePaused as paused:
@@ -65,7 +77,13 @@ def link_check(request: HttpRequest, code) -> HttpResponse:
         messages.error(request, explain(error))
     else:
         if not asked:
-            messages.info(request, "Checked a moment ago; the statuses below are current.")
+            messages.info(request, _("Checked a moment ago; the statuses below are current."))
+        elif found := what_changed(seen, link):
+            messages.success(request, " ".join(found))
+        else:
+            messages.info(
+                request, _("No change since %(time)s.") % {"time": clock(last_checked, link)}
+            )
     return redirect("paylinks:link", code=link.code)
 
 
@@ -78,9 +96,11 @@ def link_cancel(request: HttpRequest, code) -> HttpResponse:
     except CannotCancel as refusal:
         messages.error(request, str(refusal))
     except ProvetError as error:
-        messages.error(request, f"The link was not cancelled: {explain(error)}")
+        messages.error(
+            request, _("The link was not cancelled: %(reason)s") % {"reason": explain(error)}
+        )
     else:
-        messages.success(request, "The link is cancelled: the client can no longer pay with it.")
+        messages.success(request, _("The link is cancelled: the client can no longer pay with it."))
     return redirect("paylinks:link", code=link.code)
 
 
@@ -92,18 +112,21 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
     link = _get_link_for_user(request, code)
     token = request.POST.get("form_token", "")
     if not FORM_TOKEN.match(token):
-        messages.error(request, "This page has expired: reload it and try again.")
+        messages.error(request, _("This page has expired: reload it and try again."))
         return redirect("paylinks:link", code=link.code)
     try:
         new = send_again(link, user=request.user, idempotency_key=token)
     except AlreadyReplaced as done:
         new = done.replacement
         who = new.created_by.get_full_name() or new.created_by.username if new.created_by else ""
+        at = clock(new.created_at, link)
         messages.info(
             request,
-            f"This link was already sent again{f' by {who}' if who else ''} "
-            f"at {new.created_at.astimezone(ZoneInfo(link.practice.timezone)):%H:%M}: this is "
-            "the new link.",
+            _("This link was already sent again by %(who)s at %(time)s: this is the new link.")
+            % {"who": who, "time": at}
+            if who
+            else _("This link was already sent again at %(time)s: this is the new link.")
+            % {"time": at},
         )
         return HttpResponseRedirect(_next_or(request, new))
     except LinkNotCreated as refused:
@@ -111,12 +134,16 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
         messages.error(request, " ".join([refused.message, *details]))
         return HttpResponseRedirect(_next_or(request, link))
     except ProvetError as error:
-        messages.error(request, f"No new link was made: {explain(error)}")
+        messages.error(request, _("No new link was made: %(reason)s") % {"reason": explain(error)})
         return HttpResponseRedirect(_next_or(request, link))
     messages.success(
         request,
-        f"A new link for {new.amount} {new.currency} was made for "
-        f"{new.client_name or 'the client'}.",
+        _("A new link for %(amount)s %(currency)s was made for %(client)s.")
+        % {
+            "amount": new.amount,
+            "currency": new.currency,
+            "client": new.client_name or _("the client"),
+        },
     )
     return HttpResponseRedirect(_next_or(request, new))
 
@@ -128,7 +155,7 @@ def link_review(request: HttpRequest, code) -> HttpResponse:
     cancels the others. Reception staff see the link but don't decide (403)."""
     link = _get_link_for_user(request, code)
     if not review.can_review(request.user, link):
-        raise PermissionDenied("Only a manager or an admin decides which Provet link this is.")
+        raise PermissionDenied(_("Only a manager or an admin decides which Provet link this is."))
     if request.method == "POST":
         if "cancel_others" in request.POST:
             return _cancel_others(request, link)
@@ -136,14 +163,17 @@ def link_review(request: HttpRequest, code) -> HttpResponse:
             return _none_of_these(request, link)
         return _choose(request, link)
     if not review.is_waiting(link) and not review.was_chosen(link):
-        messages.info(request, "There is nothing to decide for this link.")
+        messages.info(request, _("There is nothing to decide for this link."))
         return redirect("paylinks:link", code=link.code)
     deciding = review.is_waiting(link)
     problem = ""
     try:
         rows = review.candidates(link) if deciding else review.others(link)
     except ProvetError as error:
-        rows, problem = [], f"Provet Cloud could not be read: {explain(error)}"
+        rows, problem = (
+            [],
+            _("Provet Cloud could not be read: %(reason)s") % {"reason": explain(error)},
+        )
     invoice_links = (
         PaymentLink.objects.with_replaced()
         .filter(invoice=link.invoice)
@@ -172,18 +202,20 @@ def _choose(request: HttpRequest, link: PaymentLink) -> HttpResponse:
     try:
         chosen = int(request.POST.get("choose", ""))
     except ValueError:
-        return HttpResponseBadRequest("Choose one of the Provet links on the page.")
+        return HttpResponseBadRequest(_("Choose one of the Provet links on the page."))
     try:
         rest = review.choose(link, chosen, request.user)
     except review.CannotReview as refusal:
         messages.error(request, str(refusal))
         return redirect("paylinks:link_review", code=link.code)
     except ProvetError as error:
-        messages.error(request, f"Nothing was decided: {explain(error)}")
+        messages.error(request, _("Nothing was decided: %(reason)s") % {"reason": explain(error)})
         return redirect("paylinks:link_review", code=link.code)
-    messages.success(request, f"Postransaction {chosen} is this link; PayLinks follows it now.")
+    messages.success(
+        request, _("Postransaction %(id)s is this link; PayLinks follows it now.") % {"id": chosen}
+    )
     if any(row.cancellable for row in rest):
-        messages.info(request, "The others still ask to be paid: cancel them below.")
+        messages.info(request, _("The others still ask to be paid: cancel them below."))
         return redirect("paylinks:link_review", code=link.code)
     return redirect("paylinks:link", code=link.code)
 
@@ -194,7 +226,7 @@ def _none_of_these(request: HttpRequest, link: PaymentLink) -> HttpResponse:
     except review.CannotReview as refusal:
         messages.error(request, str(refusal))
         return redirect("paylinks:link_review", code=link.code)
-    messages.success(request, "Noted: this link was not created. Make a new one if needed.")
+    messages.success(request, _("Noted: this link was not created. Make a new one if needed."))
     return redirect("paylinks:link", code=link.code)
 
 
@@ -205,10 +237,13 @@ def _cancel_others(request: HttpRequest, link: PaymentLink) -> HttpResponse:
         messages.error(request, str(refusal))
         return redirect("paylinks:link_review", code=link.code)
     except ProvetError as error:
-        messages.error(request, f"Not every other link was cancelled: {explain(error)}")
+        messages.error(
+            request,
+            _("Not every other link was cancelled: %(reason)s") % {"reason": explain(error)},
+        )
         return redirect("paylinks:link_review", code=link.code)
     if not outcomes:
-        messages.info(request, "Nothing was left to cancel.")
+        messages.info(request, _("Nothing was left to cancel."))
     for outcome in outcomes:
         (messages.success if outcome.cancelled else messages.error)(request, outcome.message)
     if all(outcome.cancelled for outcome in outcomes):
@@ -228,22 +263,29 @@ def _next_or(request: HttpRequest, link: PaymentLink) -> str:
 
 
 def _context(link: PaymentLink, user) -> dict:
+    replacement = link.live_replacement()
+    # Only a link the client can still pay is handed over: a paid, ended or replaced one shows
+    # what happened instead of a QR code that would lead nowhere.
+    payable = bool(link.payer_url) and link.is_open and replacement is None
     qr = ""
-    if link.payer_url:
+    if payable:
         # segno escapes nothing user-controlled: the payer URL comes from Provet, as a QR path.
         qr = mark_safe(  # noqa: S308
             segno.make(link.payer_url, error="m").svg_inline(
-                scale=5, dark="#1f2933", title="QR code of the payment link", omitsize=True
+                scale=5, dark="#1f2933", title=_("QR code of the payment link"), omitsize=True
             )
         )
     return {
         "link": link,
         "practice": link.practice,
+        "payable": payable,
+        "paid": link.payment_status == PaymentStatus.ACCEPTED,
         "qr": qr,
         "events": link.events.select_related("user"),
-        "replacement": link.live_replacement(),
+        "replacement": replacement,
         "reissue_token": new_form_token(),
         "poll": not link.is_final_for_display,
+        "can_check": offers_check_now(link, replaced=replacement is not None),
         "now": timezone.now(),
         "expires_in": (link.expires_at - timezone.now()) if link.expires_at else dt.timedelta(0),
         "can_review": link.needs_review and review.can_review(user, link),

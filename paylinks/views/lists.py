@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from clinics.models import Membership, Practice, midnight
 from paylinks.access import current_practice, links_for, practices_for
@@ -44,44 +45,45 @@ STATUS_FILTERS = {
 
 class LinkFilterForm(forms.Form):
     q = forms.CharField(
-        label="Search",
+        label=_("Search"),
         required=False,
         widget=forms.TextInput(
-            attrs={"placeholder": "Client, invoice number, email or phone", "type": "search"}
+            attrs={"placeholder": _("Client, invoice number, e-mail or phone"), "type": "search"}
         ),
     )
     status = forms.ChoiceField(
-        label="Status",
+        label=_("Status"),
         required=False,
+        # What a person is looking for, not the link's internal state.
         choices=[
-            ("", "Any status"),
-            ("open", "Waiting for payment"),
-            ("paid", "Paid"),
-            ("expired", "Expired"),
-            ("failed", "Failed"),
-            ("cancelled", "Cancelled"),
-            ("unknown", "Being checked"),
-            ("sent", "Sent (made in Provet)"),
-            ("outstanding", "Sent, still payable"),
-            ("delivery_failed", "Delivery failed"),
+            ("", _("Any status")),
+            ("open", _("Waiting for payment")),
+            ("paid", _("Paid")),
+            ("expired", _("Expired unpaid")),
+            ("failed", _("Payment failed or not created")),
+            ("cancelled", _("Cancelled")),
+            ("unknown", _("Waiting for Provet's answer")),
+            ("sent", _("Sent or handed over")),
+            ("outstanding", _("Sent, still payable")),
+            ("delivery_failed", _("SMS or e-mail failed")),
         ],
     )
-    department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
+    department = forms.TypedChoiceField(label=_("Department"), required=False, coerce=int)
     channel = forms.TypedChoiceField(
-        label="Channel",
+        label=_("Sent by"),
         required=False,
         coerce=int,
-        choices=[("", "Any channel"), *DeliveryMethod.choices],
+        choices=[("", _("Any way")), *DeliveryMethod.choices],
     )
-    created_by = forms.ChoiceField(label="Created by", required=False)
-    date = DayField(label="Created on", required=False)
-    created_from = DayField(label="Created from", required=False)
-    created_to = DayField(label="Created to", required=False)
+    created_by = forms.ChoiceField(label=_("Made by"), required=False)
+    date = DayField(label=_("Made on"), required=False)
+    created_from = DayField(label=_("Made from"), required=False)
+    created_to = DayField(label=_("Made until"), required=False)
 
     def __init__(self, *args, practice, **kwargs):
         super().__init__(*args, **kwargs)
         self.practice = practice
-        self.fields["department"].choices = [("", "All departments")] + [
+        self.fields["department"].choices = [("", _("All departments"))] + [
             (d.provet_id, d.name) for d in practice.departments.all()
         ]
         # The practice's staff, and whoever made one of its links and has left since.
@@ -93,16 +95,16 @@ class LinkFilterForm(forms.Form):
             .order_by("first_name", "username")
         )
         self.fields["created_by"].choices = [
-            ("", "Anyone"),
+            ("", _("Anyone")),
             *[(u.username, u.get_full_name() or u.username) for u in staff],
-            (NOBODY, "Nobody in PayLinks (made in Provet)"),
+            (NOBODY, _("Someone in Provet itself")),
         ]
 
     def clean(self):
         data = super().clean()
         start, end = data.get("created_from"), data.get("created_to")
         if start and end and end < start:
-            self.add_error("created_to", "The range ends before it starts.")
+            self.add_error("created_to", _("The range ends before it starts."))
         return data
 
     def apply(self, links: QuerySet[PaymentLink]) -> QuerySet[PaymentLink]:

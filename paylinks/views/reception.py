@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -61,7 +62,7 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
     try:
         invoice = refresh_invoice(practice, provet_id)
     except ProvetNotFound:
-        raise Http404("Provet Cloud has no such invoice.") from None
+        raise Http404(_("Provet Cloud has no such invoice.")) from None
     except ProvetError as problem:
         messages.error(request, explain(problem))
         return redirect("paylinks:home")
@@ -79,7 +80,8 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             practice=practice,
             invoice=invoice,
             initial={
-                "description": f"Payment for invoice {invoice} – {practice.name}",
+                # Provet's SMS and e-mail already name the practice: the description doesn't.
+                "description": _("Payment for invoice %(number)s") % {"number": invoice},
                 **_form_defaults(
                     practice,
                     email=invoice.client_email,
@@ -116,7 +118,7 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
             customer = provet.get_client(int(client_id))
             phone = primary_phone(provet, customer)
     except ProvetNotFound:
-        raise Http404("Provet Cloud has no such client.") from None
+        raise Http404(_("Provet Cloud has no such client.")) from None
     except ProvetError as problem:
         messages.error(request, explain(problem))
         return redirect("paylinks:prepayment")
@@ -137,7 +139,7 @@ def prepayment_link(request: HttpRequest) -> HttpResponse:
             initial={
                 "client": customer.id,
                 "department": departments.first() if departments.count() == 1 else None,
-                "description": f"Prepayment – {practice.name}",
+                "description": _("Prepayment"),
                 **_form_defaults(
                     practice,
                     email=customer.email,
@@ -166,7 +168,7 @@ def switch_practice(request: HttpRequest) -> HttpResponse:
     if practice is None:
         raise Http404
     request.session[SESSION_KEY] = str(practice.code)
-    messages.info(request, f"You are now working in {practice}.")
+    messages.info(request, _("You are now working in %(practice)s.") % {"practice": practice})
     return redirect("paylinks:home")
 
 
@@ -210,8 +212,10 @@ def _create(request: HttpRequest, form, **subject) -> PaymentLink | None:
     except AlreadyReplaced:
         form.add_error(
             "replace",
-            "Someone has just made a link in place of that one: see it in the invoice's links. "
-            "Nothing new was made.",
+            _(
+                "Someone has just made a link in place of that one: see it in the invoice's "
+                "links. Nothing new was made."
+            ),
         )
         return None
     except LinkNotCreated as refused:

@@ -87,4 +87,13 @@
     if (event.target.name === "amount") showCharge();
   });
   document.addEventListener("DOMContentLoaded", showCharge);
+
+  // After a failed submit, start from what went wrong: the form's error summary takes the focus
+  // (from autofocus too), and is scrolled into view.
+  function focusErrorSummary(root) {
+    var summary = (root || document).querySelector("[data-error-summary]");
+    if (summary) summary.focus();
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusErrorSummary(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { focusErrorSummary(event.target); });
 })();
