@@ -32,11 +32,12 @@ PAGE_SIZE = 25
 STATUS_FILTERS = {
     "open": PaymentLink.open_q(),
     "paid": Q(payment_status=PaymentStatus.ACCEPTED),
-    "expired": Q(payment_status=PaymentStatus.EXPIRED),
+    # Expired and still unpaid: not replaced, and nothing left due meanwhile (the dashboard's).
+    "expired": LINK_FIGURES["expired"],
     "failed": Q(payment_status=PaymentStatus.FAILED) | Q(state=PaymentLink.State.FAILED),
     "cancelled": Q(cancelled_at__isnull=False) | Q(payment_status=PaymentStatus.ABORTED),
     "unknown": Q(state=PaymentLink.State.UNKNOWN),
-    # The dashboard's figures (paylinks/dashboard.py), each a link to the list behind it.
+    # The dashboard's figures (reports/figures.py), each a link to the list behind it.
     "sent": LINK_FIGURES["sent"],
     "outstanding": LINK_FIGURES["outstanding"],
     "delivery_failed": LINK_FIGURES["delivery_failed"],
