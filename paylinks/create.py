@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clinics.models import Department, Practice
 from clinics.provet import (
@@ -71,13 +72,20 @@ class LinkDraft:
     tokenize: str
     recurring_model: str
     consent: bool
-    created_by: Any  # the signed-in staff member
+    created_by: Any  # the signed-in staff member; None when PayLinks itself sends it
     idempotency_key: str
     invoice: Invoice | None = None
     client_provet_id: int | None = None
     client_name: str = ""
     prepayment_description: str = ""
     replaces: PaymentLink | None = None
+    # Sent again by the practice's automatic follow-up (paylinks/followups.py), not a person.
+    sent_automatically: bool = False
+
+    @property
+    def source(self) -> str:
+        """Who the link's events say acted."""
+        return LinkEvent.Source.SYSTEM if self.sent_automatically else LinkEvent.Source.USER
 
 
 class LinkNotCreated(Exception):
@@ -128,7 +136,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             assert draft.replaces is not None
             draft.replaces.event(
                 LinkEvent.Kind.ERROR,
-                LinkEvent.Source.USER,
+                draft.source,
                 draft.created_by,
                 message=f"Cancelled, but the link to replace it was not made: {refused.message}",
             )
@@ -139,7 +147,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
     else:
         link.adopt(
             posted,
-            source=LinkEvent.Source.USER,
+            source=draft.source,
             user=draft.created_by,
             kind=LinkEvent.Kind.CREATED,
             message=_created_message(link),
@@ -186,7 +194,7 @@ def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
     if draft.replaces is not None:
         draft.replaces.event(
             LinkEvent.Kind.REISSUED,
-            LinkEvent.Source.USER,
+            draft.source,
             draft.created_by,
             message=f"Replaced by a new link for {link.amount} {link.currency}",
         )
@@ -198,7 +206,7 @@ def made_with(key: str, practice: Practice, user) -> PaymentLink | None:
     existing = PaymentLink.objects.filter(idempotency_key=key).first()
     if existing is None:
         return None
-    if existing.practice_id != practice.pk or existing.created_by_id != user.pk:
+    if existing.practice_id != practice.pk or existing.created_by_id != getattr(user, "pk", None):
         raise LinkNotCreated("This form has expired: reload the page and try again.")
     return existing
 
@@ -222,7 +230,12 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     if not old.is_open or old.postransaction_id is None:
         return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
-        cancel_link(old, user=draft.created_by, message="Cancelled to be replaced by a new link")
+        cancel_link(
+            old,
+            user=draft.created_by,
+            source=draft.source,
+            message="Cancelled to be replaced by a new link",
+        )
     except CannotCancel as refusal:
         _discard(link)
         raise LinkNotCreated(f"No new link was made: {refusal}") from refusal
@@ -230,7 +243,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
         _discard(link)
         old.event(
             LinkEvent.Kind.ERROR,
-            LinkEvent.Source.USER,
+            draft.source,
             draft.created_by,
             message=f"Not replaced: Provet did not confirm the cancel ({explain(error)}).",
         )
@@ -316,6 +329,8 @@ def _reserve(draft: LinkDraft) -> tuple[PaymentLink, bool]:
         return existing, False
     if invoice is not None:
         _check_not_above_due(invoice, draft)
+        if draft.sent_automatically:
+            _check_automatic_sends_left(invoice, draft.practice)
     prepayment = None
     if draft.invoice is None:
         assert draft.client_provet_id is not None, "a prepayment is for a client"
@@ -348,8 +363,24 @@ def _reserve(draft: LinkDraft) -> tuple[PaymentLink, bool]:
         created_by=draft.created_by,
         idempotency_key=draft.idempotency_key,
         replaces=draft.replaces,
+        sent_automatically=draft.sent_automatically,
     )
     return link, True
+
+
+def _check_automatic_sends_left(invoice: Invoice, practice: Practice) -> None:
+    """The automatic follow-up sends an invoice at most `follow_up_max_sends` times: counted
+    under the invoice's lock, so two workers never both send the last one."""
+    if automatic_sends(invoice) >= practice.follow_up_max_sends:
+        raise LinkNotCreated(
+            _("Already sent automatically %(count)s times for invoice %(invoice)s.")
+            % {"count": practice.follow_up_max_sends, "invoice": invoice}
+        )
+
+
+def automatic_sends(invoice: Invoice) -> int:
+    """Links the automatic follow-up made for this invoice (attempts Provet never made aside)."""
+    return invoice.links.live().filter(sent_automatically=True).count()
 
 
 def _lock_invoice(invoice: Invoice) -> Invoice:

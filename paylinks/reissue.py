@@ -10,14 +10,11 @@ as PayLinks rather than a person: `send_again_automatically`.
 import secrets
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from paylinks import create
 from paylinks.create import AlreadyReplaced, LinkDraft, LinkNotCreated, create_link, made_with
 from paylinks.invoices import refresh_invoice
 from paylinks.models import DeliveryMethod, Invoice, LinkEvent, PaymentLink, PaymentStatus
-from paylinks.reconcile import reconcile_link
 from paylinks.refresh import read_status
 
 
@@ -66,9 +63,9 @@ def send_again_automatically(link: PaymentLink) -> PaymentLink:
 
     As *Send again*, with what Provet says right now: nothing when the invoice has been paid
     by any route, when the client no longer wants the link's channel, or when someone already
-    sent it again. The reservation checks, under the invoice's lock, that the practice's
-    automatic sends for this invoice stay within `follow_up_max_sends`: two workers never both
-    send it. The new link is `sent_automatically` and its REISSUED event is PayLinks' own.
+    sent it again. create_link's reservation checks, under the invoice's lock, that the
+    practice's automatic sends for this invoice stay within `follow_up_max_sends`: two workers
+    never both send it. The new link is `sent_automatically`, and its events are PayLinks' own.
     Raises LinkNotCreated, AlreadyReplaced or ProvetError (ProvetBudgetSpent among them).
     """
     assert link.invoice is not None, "only invoice links are followed up"
@@ -81,36 +78,11 @@ def send_again_automatically(link: PaymentLink) -> PaymentLink:
     if method is None:
         raise LinkNotCreated(_("The client doesn't want links by SMS or e-mail any more."))
     draft = _draft_like(link, user=None, amount=amount, key=_automatic_key())
+    draft.sent_automatically = True
     draft.delivery_method = method
     draft.email = draft.email if DeliveryMethod(method).needs_email else ""
     draft.phone = draft.phone if DeliveryMethod(method).needs_phone else ""
-    try:
-        new = _reserve_automatic(draft, invoice)
-    except IntegrityError:
-        replacement = link.live_replacement()  # another worker's, a moment ago
-        if replacement is None:
-            raise
-        raise AlreadyReplaced(replacement) from None
-    # Then as create_link goes on for a reserved link whose old link has expired (there is
-    # nothing to cancel), with PayLinks, not a person, on the timeline.
-    create._claim_for_posting(new)
-    posted = create._post(draft, new)
-    link.event(
-        LinkEvent.Kind.REISSUED,
-        LinkEvent.Source.SYSTEM,
-        message=_("Sent again automatically: a new link for %(amount)s %(currency)s")
-        % {"amount": new.amount, "currency": new.currency},
-    )
-    if posted is None:
-        reconcile_link(new)  # the answer was lost: find out now whether it exists
-    else:
-        new.adopt(
-            posted,
-            source=LinkEvent.Source.SYSTEM,
-            kind=LinkEvent.Kind.CREATED,
-            message=create._created_message(new),
-        )
-    return new
+    return create_link(draft)
 
 
 def method_the_client_accepts(method: int, invoice: Invoice) -> int | None:
@@ -126,35 +98,6 @@ def method_the_client_accepts(method: int, invoice: Invoice) -> int | None:
     if email:
         return DeliveryMethod.EMAIL
     return None
-
-
-@transaction.atomic
-def _reserve_automatic(draft: LinkDraft, invoice: Invoice) -> PaymentLink:
-    """The reservation, with the invoice's automatic sends counted under its lock first.
-
-    The lock is the one create._reserve takes, taken a moment earlier in the same transaction:
-    a second worker waits here, then counts the first one's link."""
-    locked = lock_invoice(invoice)
-    practice = draft.practice
-    if automatic_sends(locked) >= practice.follow_up_max_sends:
-        raise LinkNotCreated(
-            _("Already sent automatically %(count)s times for invoice %(invoice)s.")
-            % {"count": practice.follow_up_max_sends, "invoice": locked}
-        )
-    new, reserved = create._reserve(draft)
-    assert reserved, "an automatic send's key is new"
-    new.sent_automatically = True
-    new.save(update_fields=["sent_automatically"])
-    return new
-
-
-def lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update().get(pk=invoice.pk)
-
-
-def automatic_sends(invoice: Invoice) -> int:
-    """Links the automatic follow-up made for this invoice (attempts Provet never made aside)."""
-    return invoice.links.live().filter(sent_automatically=True).count()
 
 
 def _automatic_key() -> str:

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from clinics.models import Practice
-from paylinks import create, reissue, tasks
+from paylinks import create, tasks
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.followups import follow_up_practice
 from paylinks.models import DeliveryMethod, LinkEvent, PaymentLink, PaymentStatus
@@ -254,7 +254,7 @@ def rendezvous(monkeypatch):
 
     def arm(parties: int) -> None:
         meeting = threading.Barrier(parties)
-        count = reissue.automatic_sends
+        count = create.automatic_sends
 
         def count_then_wait(invoice):
             counted = count(invoice)
@@ -263,7 +263,7 @@ def rendezvous(monkeypatch):
                 meeting.wait(timeout=RENDEZVOUS_SECONDS)
             return counted
 
-        monkeypatch.setattr(reissue, "automatic_sends", count_then_wait)
+        monkeypatch.setattr(create, "automatic_sends", count_then_wait)
 
     return arm
 
@@ -272,7 +272,6 @@ def rendezvous(monkeypatch):
 def without_the_locks(monkeypatch):
     """The control: read the rows the reservation checks without locking them."""
     unlocked = lambda row: type(row).objects.get(pk=row.pk)  # noqa: E731
-    monkeypatch.setattr(reissue, "lock_invoice", unlocked)
     monkeypatch.setattr(create, "_lock_invoice", unlocked)
     monkeypatch.setattr(create, "_lock_link", unlocked)
 
