@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from clinics.models import Department, Practice
 from clinics.provet import (
@@ -26,24 +27,30 @@ class ConnectionReport:
 def explain(error: ProvetError) -> str:
     """A Provet error in words an admin can act on."""
     if isinstance(error, ProvetAuthError):
-        return f"Provet Cloud refused the credentials ({error}). Check the client id and secret."
+        return _(
+            "Provet Cloud refused the credentials (%(error)s). Check the client id and secret."
+        ) % {"error": error}
     if isinstance(error, ProvetPermissionError):
-        return (
+        return _(
             "The integration user lacks a permission in Provet Cloud; "
             "it needs 'Financial: Invoices'."
         )
     if isinstance(error, ProvetRateLimited):
-        return f"Provet Cloud is rate limiting: try again in {error.retry_after:.0f} seconds."
+        return _("Provet Cloud is rate limiting: try again in %(seconds)s seconds.") % {
+            "seconds": f"{error.retry_after:.0f}"
+        }
     if isinstance(error, ProvetUnavailable):
-        return f"Provet Cloud could not be reached: {error}. Check the domain or base URL."
+        return _("Provet Cloud could not be reached: %(error)s. Check the domain or base URL.") % {
+            "error": error
+        }
     if isinstance(error, ProvetNotFound):
-        return "Provet Cloud has no such installation or user. Check the Provet id and URLs."
+        return _("Provet Cloud has no such installation or user. Check the Provet id and URLs.")
     return str(error)
 
 
 def try_connection(practice: Practice) -> ConnectionReport:
     if not practice.has_credentials:
-        return ConnectionReport(False, "No credentials are stored for this practice.")
+        return ConnectionReport(False, _("No credentials are stored for this practice."))
     try:
         with practice.provet_client() as client:
             departments = client.list_departments()
@@ -54,15 +61,17 @@ def try_connection(practice: Practice) -> ConnectionReport:
     if user is None:
         return ConnectionReport(
             False,
-            f"Connected ({len(departments)} departments), but no integration user URL is set: "
-            "links need one as their creator.",
+            _(
+                "Connected (%(count)s departments), but no integration user URL is set: "
+                "links need one as their creator."
+            )
+            % {"count": len(departments)},
         )
-    return ConnectionReport(
-        True,
-        f"Connected: {len(departments)} departments; links will be created by "
-        f"{user.first_name} {user.last_name}".rstrip()
-        + ".",
-    )
+    connected = _("Connected: %(count)s departments; links will be created by %(name)s") % {
+        "count": len(departments),
+        "name": f"{user.first_name} {user.last_name}",
+    }
+    return ConnectionReport(True, connected.rstrip() + ".")
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ def sync_departments(practice: Practice) -> SyncResult:
     created = updated = 0
     with transaction.atomic():
         for department in remote:
-            _, was_created = Department.objects.update_or_create(
+            _department, was_created = Department.objects.update_or_create(
                 practice=practice,
                 provet_id=department.id,
                 defaults={

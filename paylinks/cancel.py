@@ -1,5 +1,8 @@
 """Cancelling a link: its postransaction is deleted in Provet, so it can no longer be paid."""
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from clinics.provet import ProvetNotFound, ProvetValidationError
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 
@@ -12,7 +15,7 @@ def cancel_link(
     link: PaymentLink,
     *,
     user,
-    message: str = "Cancelled by staff",
+    message: str = gettext_noop("Cancelled by staff"),
     source: str = LinkEvent.Source.USER,
 ) -> None:
     """Delete the postransaction in Provet so it can no longer be paid.
@@ -20,7 +23,7 @@ def cancel_link(
     Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
     """
     if not link.is_open or link.postransaction_id is None:
-        raise CannotCancel("Only a link that is waiting for payment can be cancelled.")
+        raise CannotCancel(_("Only a link that is waiting for payment can be cancelled."))
     with link.practice.provet_client() as client:
         try:
             client.delete_postransaction(link.postransaction_id)
@@ -31,9 +34,9 @@ def cancel_link(
             posted = client.get_postransaction(link.postransaction_id)
             link.record_status(posted, source=source, user=user)
             if link.payment_status == PaymentStatus.ACCEPTED:
-                raise CannotCancel("The client has already paid this link.") from error
+                raise CannotCancel(_("The client has already paid this link.")) from error
+            reasons = "; ".join(m for ms in error.flat_errors().values() for m in ms)
             raise CannotCancel(
-                "Provet Cloud would not cancel it: "
-                + "; ".join(m for ms in error.flat_errors().values() for m in ms)
+                _("Provet Cloud would not cancel it: %(reasons)s") % {"reasons": reasons}
             ) from error
     link.record_cancelled(user=user, source=source, message=message)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Case, F, Max, Q, QuerySet, Sum, Value, When
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_noop
 
 from clinics.models import Practice
 from clinics.provet import ProvetError
@@ -96,13 +97,17 @@ def _keep_within_due(link: PaymentLink) -> None:
     if invoice.asked_for() <= invoice.due_sum:
         return
     try:
-        cancel_link(
-            link,
-            user=None,
-            source=LinkEvent.Source.SYSTEM,
-            message="Found late; cancelled because the invoice's other links already ask for "
-            "what is due",
-        )
+        # A refusal's words are stored on the timeline: in English, whoever runs the check.
+        with translation.override("en"):
+            cancel_link(
+                link,
+                user=None,
+                source=LinkEvent.Source.SYSTEM,
+                message=gettext_noop(
+                    "Found late; cancelled because the invoice's other links already ask for "
+                    "what is due"
+                ),
+            )
     except CannotCancel as refusal:
         link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.SYSTEM, message=str(refusal))
 

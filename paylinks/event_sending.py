@@ -33,7 +33,9 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django_q.tasks import async_task
 
 from paylinks.models import EventDelivery, OutgoingEvent
@@ -64,11 +66,15 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
-        raise UnsafeDestination("Give a full address starting with https://.")
+        raise UnsafeDestination(_("Give a full address starting with https://."))
     if parts.scheme == "http" and (settings.PRODUCTION or host not in LOCAL_HOSTS):
         raise UnsafeDestination(
-            "Use https: events carry payment details."
-            + ("" if settings.PRODUCTION else " Plain http is only for localhost in development.")
+            _("Use https: events carry payment details.")
+            if settings.PRODUCTION
+            else _(
+                "Use https: events carry payment details. Plain http is only for localhost in "
+                "development."
+            )
         )
     if settings.PRODUCTION:
         _check_addresses(host, parts.port or 443)
@@ -78,16 +84,19 @@ def _check_addresses(host: str, port: int) -> None:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise UnsafeDestination(f"{host} could not be found (DNS).") from None
-    for *_, sockaddr in found:
+        raise UnsafeDestination(_("%(host)s could not be found (DNS).") % {"host": host}) from None
+    for *_rest, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         mapped = getattr(address, "ipv4_mapped", None)
         if mapped is not None:
             address = mapped
         if not address.is_global or address.is_multicast:
             raise UnsafeDestination(
-                f"{host} is at {address}, a private, loopback, link-local or reserved "
-                "address: events go only to public addresses."
+                _(
+                    "%(host)s is at %(address)s, a private, loopback, link-local or reserved "
+                    "address: events go only to public addresses."
+                )
+                % {"host": host, "address": address}
             )
 
 
@@ -161,7 +170,7 @@ def attempt(delivery_id: int, attempts: int, now: dt.datetime | None = None) -> 
     if not delivery.endpoint.is_active:
         delivery.status = EventDelivery.Status.FAILED
         delivery.next_attempt_at = None
-        delivery.last_error = "Not sent: the endpoint is switched off"
+        delivery.last_error = gettext_noop("Not sent: the endpoint is switched off")
         delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
         return "endpoint switched off"
     status_code, error = _post(delivery, now)
@@ -181,7 +190,8 @@ def attempt(delivery_id: int, attempts: int, now: dt.datetime | None = None) -> 
 def _post(delivery: EventDelivery, now: dt.datetime) -> tuple[int | None, str]:
     endpoint = delivery.endpoint
     try:
-        check_url(endpoint.url)
+        with translation.override("en"):  # the refusal is stored (`last_error`): in English
+            check_url(endpoint.url)
     except UnsafeDestination as refusal:
         return None, f"Not sent: {refusal}"
     body = body_of(delivery.event)

@@ -1,6 +1,7 @@
 """Links made in Provet itself, or by another tool, brought in beside PayLinks' own."""
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_noop
 
 from clinics.models import Practice
 from clinics.provet import ProvetClient, ProvetNotFound
@@ -54,7 +55,7 @@ def import_links_made_elsewhere(
                     posted,
                     source=LinkEvent.Source.SYSTEM,
                     kind=LinkEvent.Kind.RECONCILED,
-                    message="Found on the invoice in Provet (made outside PayLinks)",
+                    message=gettext_noop("Found on the invoice in Provet (made outside PayLinks)"),
                 )
         except IntegrityError:
             continue  # imported meanwhile by another request

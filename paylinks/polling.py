@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_noop
 
 from clinics.models import Practice
 from clinics.provet import (
@@ -159,7 +160,7 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     except ProvetRateLimited:
         return []  # the budget is spent, or Provet asked to wait (the client paused us)
     except (ProvetAuthError, ProvetPermissionError) as error:
-        _pause(practice, now + AUTH_PAUSE, explain(error))
+        _pause(practice, now + AUTH_PAUSE, _explained_in_english(error))
         return []
     except ProvetError as error:
         logger.info("invoice changes for %s: %s", practice, error)
@@ -297,7 +298,7 @@ def _claim_and_check(
                     report.paused.append(practice.name)  # the client has paused the practice
                 return False
             except (ProvetAuthError, ProvetPermissionError) as error:
-                _pause(practice, now + AUTH_PAUSE, explain(error))
+                _pause(practice, now + AUTH_PAUSE, _explained_in_english(error))
                 report.paused.append(practice.name)
                 return False
             except ProvetError as error:
@@ -315,12 +316,21 @@ def _check_one(
     try:
         posted = client.get_postransaction(link.postransaction_id)
     except ProvetNotFound:
-        link.record_cancelled(user=None, source=source, message="Deleted in Provet Cloud")
+        link.record_cancelled(
+            user=None, source=source, message=gettext_noop("Deleted in Provet Cloud")
+        )
         report.checked += 1
         return
     report.checked += 1
     if link.record_status(posted, source=source, now=now):
         report.changed += 1
+
+
+def _explained_in_english(error: ProvetError) -> str:
+    """`explain(error)` as stored (`connection_problem`): in English, even when a webhook's
+    request has a language active."""
+    with translation.override("en"):
+        return explain(error)
 
 
 def _pause(practice: Practice, until: dt.datetime, problem: str) -> None:

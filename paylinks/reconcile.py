@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
 from clinics.provet.types import PosTransaction, id_from_url
@@ -67,7 +68,9 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
         link.mark(
             PaymentLink.State.FAILED,
             source=LinkEvent.Source.SYSTEM,
-            message="Provet has no such link: it was not created. It can be made again.",
+            message=gettext_noop(
+                "Provet has no such link: it was not created. It can be made again."
+            ),
         )
     else:
         _try_again_later(link, now)
@@ -127,7 +130,9 @@ def sweep_stuck(now: dt.datetime) -> None:
         link.mark(
             PaymentLink.State.UNKNOWN,
             source=LinkEvent.Source.SYSTEM,
-            message="Creating the link was interrupted; checking whether Provet made it.",
+            message=gettext_noop(
+                "Creating the link was interrupted; checking whether Provet made it."
+            ),
         )
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from clinics.models import Membership
 from clinics.provet import ProvetClient, ProvetNotFound, ProvetValidationError
@@ -54,9 +56,9 @@ class Candidate:
     @property
     def status(self) -> str:
         if self.gone:
-            return "Cancelled in Provet"
+            return _("Cancelled in Provet")
         if self.payment_status is None:
-            return "Not a payment link"
+            return _("Not a payment link")
         return str(PaymentStatus(self.payment_status).label)
 
     @property
@@ -130,20 +132,27 @@ def choose(link: PaymentLink, postransaction_id: int, user) -> list[Candidate]:
     """
     link.refresh_from_db()
     if not is_waiting(link):
-        raise NotUnderReview("Someone has already decided which Provet link this is.")
+        raise NotUnderReview(_("Someone has already decided which Provet link this is."))
     if postransaction_id not in link.review_candidates:
         raise NotACandidate(
-            f"Postransaction {postransaction_id} is not one of the Provet links that matched "
-            "this one; nothing was changed."
+            _(
+                "Postransaction %(id)s is not one of the Provet links that matched this one; "
+                "nothing was changed."
+            )
+            % {"id": postransaction_id}
         )
     ids = list(link.review_candidates)
     with link.practice.provet_client() as client:
         read = {pk: _get(client, pk) for pk in ids}
     posted = read[postransaction_id]
     if posted is None:
-        raise NotACandidate(f"Postransaction {postransaction_id} is no longer in Provet.")
+        raise NotACandidate(
+            _("Postransaction %(id)s is no longer in Provet.") % {"id": postransaction_id}
+        )
     if _owners(link, [postransaction_id]):
-        raise NotACandidate(f"Postransaction {postransaction_id} already belongs to another link.")
+        raise NotACandidate(
+            _("Postransaction %(id)s already belongs to another link.") % {"id": postransaction_id}
+        )
 
     rest = [pk for pk in ids if pk != postransaction_id]
     message = f"Chosen by {_name(user)}: postransaction {postransaction_id} is this link."
@@ -159,10 +168,10 @@ def choose(link: PaymentLink, postransaction_id: int, user) -> list[Candidate]:
         )
     except IntegrityError as taken:  # another link took it meanwhile (a unique constraint)
         raise NotACandidate(
-            f"Postransaction {postransaction_id} already belongs to another link."
+            _("Postransaction %(id)s already belongs to another link.") % {"id": postransaction_id}
         ) from taken
     if link.postransaction_id != postransaction_id:
-        raise NotUnderReview("Someone else decided which Provet link this is a moment ago.")
+        raise NotUnderReview(_("Someone else decided which Provet link this is a moment ago."))
     owners = _owners(link, rest)
     return [_candidate(pk, read[pk], owners.get(pk)) for pk in rest]
 
@@ -176,20 +185,21 @@ def none_of_these(link: PaymentLink, user) -> None:
     with transaction.atomic():
         locked = PaymentLink.objects.select_for_update().get(pk=link.pk)
         if not is_waiting(locked):
-            raise NotUnderReview("Someone has already decided which Provet link this is.")
+            raise NotUnderReview(_("Someone has already decided which Provet link this is."))
         locked.state = PaymentLink.State.FAILED
         locked.needs_review = False
         locked.next_check_at = None
         locked.last_error = f"None of the matching Provet links is this one ({_name(user)})."
         locked.save(update_fields=["state", "needs_review", "next_check_at", "last_error"])
-        locked.event(
-            LinkEvent.Kind.ERROR,
-            LinkEvent.Source.USER,
-            user,
-            PaymentLink.State.UNKNOWN.label,
-            PaymentLink.State.FAILED.label,
-            locked.last_error,
-        )
+        with translation.override("en"):  # the states' words are stored: in English
+            locked.event(
+                LinkEvent.Kind.ERROR,
+                LinkEvent.Source.USER,
+                user,
+                PaymentLink.State.UNKNOWN.label,
+                PaymentLink.State.FAILED.label,
+                locked.last_error,
+            )
     link.refresh_from_db()
 
 
@@ -211,7 +221,7 @@ def cancel_others(link: PaymentLink, user) -> list[Outcome]:
     """
     link.refresh_from_db()
     if not was_chosen(link):
-        raise NotUnderReview("First say which Provet link this is; then cancel the others.")
+        raise NotUnderReview(_("First say which Provet link this is; then cancel the others."))
     pending = left_out(link)
     owners = _owners(link, pending)
     outcomes = []
@@ -247,9 +257,14 @@ def _cancel_one(
         if now and now.payment_link and now.payment_link.payment_status == PaymentStatus.ACCEPTED:
             return _refused_paid(link, pk, owner, now, user)
         words = "; ".join(m for ms in error.flat_errors().values() for m in ms)
+        # The timeline keeps it in English; the person pressing reads it in their language.
         message = f"Provet Cloud would not cancel postransaction {pk}: {words}"
         link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=message)
-        return Outcome(pk, False, message)
+        shown = _("Provet Cloud would not cancel postransaction %(id)s: %(reasons)s") % {
+            "id": pk,
+            "reasons": words,
+        }
+        return Outcome(pk, False, shown)
     message = f"Cancelled postransaction {pk} in Provet: a duplicate of this link."
     link.event(LinkEvent.Kind.CANCELLED, LinkEvent.Source.USER, user, message=message)
     if owner is not None:
@@ -258,7 +273,8 @@ def _cancel_one(
             source=LinkEvent.Source.USER,
             message=f"A duplicate of link {link.code}, cancelled from its review",
         )
-    return Outcome(pk, True, message)
+    shown = _("Cancelled postransaction %(id)s in Provet: a duplicate of this link.") % {"id": pk}
+    return Outcome(pk, True, shown)
 
 
 def _refused_paid(
@@ -271,7 +287,11 @@ def _refused_paid(
     link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=message)
     if owner is not None:
         owner.record_status(posted, source=LinkEvent.Source.USER, user=user)
-    return Outcome(pk, False, message)
+    shown = _(
+        "Did not cancel postransaction %(id)s in Provet: the client has already paid it. "
+        "If it was a duplicate, refund it in Provet."
+    ) % {"id": pk}
+    return Outcome(pk, False, shown)
 
 
 def _read(link: PaymentLink, ids: list[int]) -> list[Candidate]:

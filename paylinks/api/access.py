@@ -7,6 +7,7 @@ import uuid
 from typing import cast
 
 from django.http import Http404, HttpRequest
+from django.utils.translation import gettext as _
 from rest_framework.request import Request
 
 from clinics.models import Practice
@@ -24,10 +25,10 @@ def practice_for(request: Request, code: object = None) -> Practice:
     try:
         code = uuid.UUID(str(code))
     except ValueError:
-        raise Http404("No such practice.") from None
+        raise Http404(_("No such practice.")) from None
     practice = practices_for(request.user).filter(code=code).first()
     if practice is None:
-        raise Http404("No such practice.")
+        raise Http404(_("No such practice."))
     return practice
 
 
@@ -36,11 +37,11 @@ def link_for(request: Request, code: str) -> PaymentLink:
     try:
         uuid.UUID(code)
     except ValueError:
-        raise Http404("No such link.") from None
+        raise Http404(_("No such link.")) from None
     link = with_link_extras(links_for(request.user).select_related(*LINK_RELATED)).filter(code=code)
     found = link.first()
     if found is None:
-        raise Http404("No such link.")
+        raise Http404(_("No such link."))
     return found
 
 
@@ -53,5 +54,5 @@ def reload(link: PaymentLink) -> PaymentLink:
 def provet_number(value: str) -> int:
     """A Provet id from the address; anything else is nothing there."""
     if not value.isascii() or not value.isdecimal() or not 0 < int(value) < 2**31:
-        raise Http404("No such object.")
+        raise Http404(_("No such object."))
     return int(value)

@@ -1,6 +1,7 @@
 """API keys in admin: made here (the key is shown once, on the next page), revoked here."""
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext as _
 from rest_framework_api_key.models import APIKey as UnscopedAPIKey
 
 from paylinks.api.models import APIKey
@@ -32,8 +33,11 @@ class APIKeyAdmin(admin.ModelAdmin):
         obj.save()
         messages.warning(
             request,
-            f"The API key for {obj.name} is: {key}. Please store it somewhere safe: "
-            "you will not be able to see it again.",
+            _(
+                "The API key for %(name)s is: %(key)s. Please store it somewhere safe: "
+                "you will not be able to see it again."
+            )
+            % {"name": obj.name, "key": key},
         )
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -8,6 +8,7 @@ An API key acts as its own user, a member of the key's practice with the key's r
 from typing import cast
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -31,12 +32,12 @@ class APIKeyAuthentication(BaseAuthentication):
         try:
             api_key = cast(APIKey, APIKey.objects.get_from_key(key))
         except APIKey.DoesNotExist:
-            raise AuthenticationFailed("This API key is unknown or has been revoked.") from None
+            raise AuthenticationFailed(_("This API key is unknown or has been revoked.")) from None
         if api_key.has_expired:
-            raise AuthenticationFailed("This API key has expired.")
+            raise AuthenticationFailed(_("This API key has expired."))
         user = api_key.user
         if user is None or not user.is_active or not api_key.practice.is_active:
-            raise AuthenticationFailed("This API key can no longer be used.")
+            raise AuthenticationFailed(_("This API key can no longer be used."))
         return user, api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -12,6 +12,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -29,16 +32,22 @@ PROBLEM_JSON = "application/problem+json"
 URN = "urn:paylinks:problem:"
 
 # name: (status, title). The API description lists them with what each means.
-PROBLEMS: dict[str, tuple[int, str]] = {
-    "invalid-request": (400, "The request has invalid fields"),
-    "idempotency-key-missing": (400, "This request needs an Idempotency-Key header"),
-    "idempotency-key-invalid": (400, "The Idempotency-Key header is not usable"),
-    "conflict": (409, "The link is not in a state that allows this"),
-    "already-replaced": (409, "Someone already made a link in this one's place"),
-    "idempotency-key-in-use": (409, "A request with this Idempotency-Key is still running"),
-    "idempotency-key-reused": (422, "This Idempotency-Key was used for another request"),
-    "provet-refused": (502, "Provet Cloud refused the request"),
-    "provet-unavailable": (503, "Provet Cloud is busy or can't be reached"),
+PROBLEMS: dict[str, tuple[int, str | Promise]] = {
+    "invalid-request": (400, gettext_lazy("The request has invalid fields")),
+    "idempotency-key-missing": (400, gettext_lazy("This request needs an Idempotency-Key header")),
+    "idempotency-key-invalid": (400, gettext_lazy("The Idempotency-Key header is not usable")),
+    "conflict": (409, gettext_lazy("The link is not in a state that allows this")),
+    "already-replaced": (409, gettext_lazy("Someone already made a link in this one's place")),
+    "idempotency-key-in-use": (
+        409,
+        gettext_lazy("A request with this Idempotency-Key is still running"),
+    ),
+    "idempotency-key-reused": (
+        422,
+        gettext_lazy("This Idempotency-Key was used for another request"),
+    ),
+    "provet-refused": (502, gettext_lazy("Provet Cloud refused the request")),
+    "provet-unavailable": (503, gettext_lazy("Provet Cloud is busy or can't be reached")),
 }
 
 
@@ -87,7 +96,7 @@ def invalid(errors: dict[str, list[str]], detail: str = "") -> Problem:
     """A 400 with field errors: the request can be corrected and sent again with its key."""
     return Problem(
         "invalid-request",
-        detail or "Some fields are not right: `errors` says which and why.",
+        detail or _("Some fields are not right: `errors` says which and why."),
         errors=errors,
         spends_key=False,
     )
@@ -129,7 +138,7 @@ def problem_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, Problem):
         return problem_response(exc)
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
+        exc = exceptions.NotFound(str(exc) or _("Not found."))
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)

@@ -29,6 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -58,14 +59,18 @@ def idempotent(
         if required:
             raise Problem(
                 "idempotency-key-missing",
-                f"Send an {HEADER} header (any unique text of up to {MAX_LENGTH} characters, "
-                "e.g. a UUID), so that sending the request again can't make a second link.",
+                _(
+                    "Send an %(header)s header (any unique text of up to %(max)s characters, "
+                    "e.g. a UUID), so that sending the request again can't make a second link."
+                )
+                % {"header": HEADER, "max": MAX_LENGTH},
             )
         return work(new_form_token())
     if not key or len(key) > MAX_LENGTH or not key.isprintable() or not key.isascii():
         raise Problem(
             "idempotency-key-invalid",
-            f"An {HEADER} is 1 to {MAX_LENGTH} printable ASCII characters.",
+            _("An %(header)s is 1 to %(max)s printable ASCII characters.")
+            % {"header": HEADER, "max": MAX_LENGTH},
         )
     claimed = claim(caller(request), key, request)
     if isinstance(claimed, Response):
@@ -101,7 +106,7 @@ def claim(scope: str, key: str, request: Request) -> IdempotencyRecord | Respons
     now = timezone.now()
     printed = fingerprint(request)
     IdempotencyRecord.objects.filter(scope=scope, created_at__lte=now - KEPT_FOR).delete()
-    for _ in range(3):
+    for _attempt in range(3):
         record = IdempotencyRecord(
             scope=scope,
             key=key,
@@ -123,8 +128,11 @@ def claim(scope: str, key: str, request: Request) -> IdempotencyRecord | Respons
         if existing.fingerprint != printed:
             raise Problem(
                 "idempotency-key-reused",
-                f"This {HEADER} was used for {existing.method} {existing.path} with another "
-                "body. Use a new key for a new request.",
+                _(
+                    "This %(header)s was used for %(method)s %(path)s with another body. Use a "
+                    "new key for a new request."
+                )
+                % {"header": HEADER, "method": existing.method, "path": existing.path},
             )
         if existing.state == IdempotencyRecord.State.DONE:
             return _replay(existing)
@@ -132,13 +140,17 @@ def claim(scope: str, key: str, request: Request) -> IdempotencyRecord | Respons
             return existing
         raise Problem(
             "idempotency-key-in-use",
-            f"The first request with this {HEADER} is still running. Send it again in a "
-            "moment to get its answer.",
+            _(
+                "The first request with this %(header)s is still running. Send it again in a "
+                "moment to get its answer."
+            )
+            % {"header": HEADER},
             headers={"Retry-After": "1"},
         )
     raise Problem(
         "idempotency-key-in-use",
-        f"Requests with this {HEADER} keep racing: send it again in a moment.",
+        _("Requests with this %(header)s keep racing: send it again in a moment.")
+        % {"header": HEADER},
         headers={"Retry-After": "1"},
     )
 

@@ -10,6 +10,7 @@ import math
 
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view
@@ -82,7 +83,7 @@ LIST_FILTERS = [
     OpenApiParameter(
         "status",
         str,
-        enum=[value for value, _ in LinkFilterForm.base_fields["status"].choices if value],  # type: ignore[attr-defined]
+        enum=[value for value, _label in LinkFilterForm.base_fields["status"].choices if value],  # type: ignore[attr-defined]
         description="open (waiting for payment), paid, expired, failed, cancelled, unknown "
         "(being checked), sent (made in Provet), outstanding (sent, still payable), "
         "delivery_failed: as the links page filters them.",
@@ -270,7 +271,8 @@ def cancel(request: Request, code: str) -> Response:
         except CannotCancel as refusal:
             raise Problem("conflict", str(refusal)) from refusal
         except ProvetError as error:
-            raise provet_problem(error, f"The link was not cancelled: {explain(error)}") from error
+            detail = _("The link was not cancelled: %(reason)s") % {"reason": explain(error)}
+            raise provet_problem(error, detail) from error
         return _answer(request, found)
 
     return idempotent(request, cancel_it)
@@ -302,11 +304,18 @@ def send_link_again(request: Request, code: str) -> Response:
         try:
             new = send_again(found, user=request.user, idempotency_key=key)
         except AlreadyReplaced as done:
-            raise _already_replaced(done, "This link was already sent again") from done
+            raise _already_replaced(
+                done,
+                _(
+                    "This link was already sent again: use the link in `replaced_by`. Nothing "
+                    "new was made."
+                ),
+            ) from done
         except LinkNotCreated as refused:
             raise link_not_created(refused, {}) from refused  # no fields were sent
         except ProvetError as error:
-            raise provet_problem(error, f"No new link was made: {explain(error)}") from error
+            detail = _("No new link was made: %(reason)s") % {"reason": explain(error)}
+            raise provet_problem(error, detail) from error
         return _answer(request, new, created=True)
 
     return idempotent(request, again)
@@ -358,7 +367,7 @@ def _create(request: Request, key: str) -> Response:
         with practice.provet_client() as provet:
             customer = provet.get_client(values["client"])
     except ProvetNotFound:
-        raise NotFound("Provet Cloud has no such client.") from None
+        raise NotFound(_("Provet Cloud has no such client.")) from None
     data = _form_data(values, practice, key)
     data["client"] = str(customer.id)
     # The form picks the department among the practice's (by row); an id it doesn't know is
@@ -379,7 +388,9 @@ def _replace(request: Request, old: PaymentLink, key: str) -> Response:
     if not shape.is_valid():
         raise invalid(field_errors(shape.errors))
     if old.invoice is None:
-        raise Problem("conflict", "A prepayment's link can't be replaced: send it again instead.")
+        raise Problem(
+            "conflict", _("A prepayment's link can't be replaced: send it again instead.")
+        )
     made = made_with(key, old.practice, request.user)
     if made is not None:
         return _answer(request, made, created=True)
@@ -411,7 +422,7 @@ def _fresh_invoice(practice: Practice, provet_id: int) -> Invoice:
     try:
         return refresh_invoice(practice, provet_id)
     except ProvetNotFound:
-        raise NotFound("Provet Cloud has no such invoice.") from None
+        raise NotFound(_("Provet Cloud has no such invoice.")) from None
 
 
 def _form_data(values: dict, practice: Practice, key: str) -> dict[str, str]:
@@ -439,18 +450,20 @@ def _make(request: Request, form: LinkForm, **subject) -> PaymentLink:
     try:
         return create_link(form.draft(request.user, **subject))
     except AlreadyReplaced as done:
-        raise _already_replaced(done, "Someone has just made a link in place of that one") from done
+        raise _already_replaced(
+            done,
+            _(
+                "Someone has just made a link in place of that one: use the link in "
+                "`replaced_by`. Nothing new was made."
+            ),
+        ) from done
     except LinkNotCreated as refused:
         fields = {name: API_FIELDS.get(name, name) for name in form.fields}
         raise link_not_created(refused, fields) from refused
 
 
-def _already_replaced(done: AlreadyReplaced, what: str) -> Problem:
-    return Problem(
-        "already-replaced",
-        f"{what}: use the link in `replaced_by`. Nothing new was made.",
-        replaced_by=str(done.replacement.code),
-    )
+def _already_replaced(done: AlreadyReplaced, detail: str) -> Problem:
+    return Problem("already-replaced", detail, replaced_by=str(done.replacement.code))
 
 
 def _answer(request: Request, found: PaymentLink, *, created: bool = False) -> Response:

@@ -2,6 +2,7 @@
 the practice's departments, and clients for prepayments."""
 
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -21,11 +22,12 @@ from paylinks.invoice_search import search_clients, search_invoices
 from paylinks.invoices import refresh_invoice
 
 
-def _query(request: Request, what: str) -> str:
-    """What was typed into the search, without characters no name or number has (NUL)."""
+def _query(request: Request, empty: str) -> str:
+    """What was typed into the search, without characters no name or number has (NUL).
+    `empty`: what to say when nothing was."""
     text = "".join(c for c in request.query_params.get("q", "") if c.isprintable()).strip()
     if not text:
-        raise invalid({"q": [f"Type {what} to search for."]})
+        raise invalid({"q": [empty]})
     return text
 
 
@@ -44,7 +46,7 @@ def _query(request: Request, what: str) -> str:
 )
 @api_view(["GET"])
 def invoices(request: Request) -> Response:
-    query = _query(request, "an invoice number or a client's name")
+    query = _query(request, _("Type an invoice number or a client's name to search for."))
     practice = practice_for(request)
     found = search_invoices(practice, query)
     return Response(InvoiceSerializer(found, many=True, context={"request": request}).data)
@@ -67,7 +69,7 @@ def invoice(request: Request, provet_id: str) -> Response:
     try:
         found = refresh_invoice(practice, number)
     except ProvetNotFound:
-        raise Http404("Provet Cloud has no such invoice.") from None
+        raise Http404(_("Provet Cloud has no such invoice.")) from None
     return Response(InvoiceDetailSerializer(found, context={"request": request}).data)
 
 
@@ -97,7 +99,7 @@ def departments(request: Request) -> Response:
 )
 @api_view(["GET"])
 def clients(request: Request) -> Response:
-    query = _query(request, "a client's name")
+    query = _query(request, _("Type a client's name to search for."))
     practice = practice_for(request)
     with practice.provet_client() as provet:
         found = search_clients(provet, query)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -360,7 +361,7 @@ class LinkOptionsSerializer(serializers.Serializer):
         unknown = set(getattr(self, "initial_data", {}) or {}) - set(self.fields)
         if unknown:
             raise serializers.ValidationError(
-                {name: ["There is no such field."] for name in sorted(unknown)}
+                {name: [_("There is no such field.")] for name in sorted(unknown)}
             )
         return attrs
 
@@ -398,14 +399,16 @@ class LinkCreateSerializer(LinkOptionsSerializer):
         errors: dict[str, list[str]] = {}
         if ("invoice" in attrs) == ("client" in attrs):
             errors["non_field_errors"] = [
-                "Give `invoice` for an invoice's link, or `client` and `department` for a "
-                "prepayment."
+                _(
+                    "Give `invoice` for an invoice's link, or `client` and `department` for a "
+                    "prepayment."
+                )
             ]
         elif "invoice" in attrs:
             if "department" in attrs:
-                errors["department"] = ["An invoice's link is made in the invoice's department."]
+                errors["department"] = [_("An invoice's link is made in the invoice's department.")]
         elif attrs.get("replace"):
-            errors["replace"] = ["Only an invoice's link can be replaced."]
+            errors["replace"] = [_("Only an invoice's link can be replaced.")]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
