@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from clinics.models import Department, Practice
@@ -241,11 +241,13 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
         raise LinkNotCreated(f"No new link was made: {refusal}") from refusal
     except ProvetError as error:
         _discard(link)
+        with translation.override(None):  # stored: in English, whoever's page it was
+            why = explain(error)
         old.event(
             LinkEvent.Kind.ERROR,
             draft.source,
             draft.created_by,
-            message=f"Not replaced: Provet did not confirm the cancel ({explain(error)}).",
+            message=f"Not replaced: Provet did not confirm the cancel ({why}).",
         )
         raise LinkNotCreated(
             "No new link was made: Provet Cloud did not confirm that the old link is cancelled, "

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from clinics import crypto
@@ -86,12 +86,20 @@ class RecurringModel(models.TextChoices):
     SUBSCRIPTION = "subscription", _("Subscription")
 
 
+# The words a LinkEvent stores for old and new values: always the English labels (the source
+# strings), whoever's page made the change; the timeline translates them when it shows them.
+
+
 def _state(value: str) -> str:
-    return str(PaymentLink.State(value).label)
+    with translation.override(None):
+        return str(PaymentLink.State(value).label)
 
 
 def _label(choices, value: int | None) -> str:
-    return str(choices(value).label) if value is not None else ""
+    if value is None:
+        return ""
+    with translation.override(None):
+        return str(choices(value).label)
 
 
 class Invoice(models.Model):
