@@ -257,10 +257,11 @@ class DepartmentInline(admin.TabularInline):
         return False
 
 
-class MembershipInline(admin.TabularInline):
+# Stacked, with plain selects: a tabular row's fields and select2's boxes have no label a
+# screen reader can read (axe-core: tests/e2e/test_accessibility.py).
+class MembershipInline(admin.StackedInline):
     model = Membership
     extra = 1
-    autocomplete_fields = ["user"]
 
 
 @admin.register(Practice)
@@ -417,4 +418,3 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "practice", "role"]
     list_filter = ["practice", "role"]
     search_fields = ["user__username", "user__email", "practice__name"]
-    autocomplete_fields = ["user", "practice"]
