@@ -52,6 +52,13 @@ def day(value: dt.date | dt.datetime | None) -> str:
     return babel_dates.format_date(value, "medium", locale=current_locale())
 
 
+def day_month(value: dt.date | dt.datetime | None) -> str:
+    """28 Nov / 28.11. / 28 nov."""
+    if value is None:
+        return ""
+    return babel_dates.format_skeleton("MMMd", value, locale=current_locale())
+
+
 def short_day(value: dt.date | dt.datetime | None) -> str:
     """Sat 28 Nov / la 28.11. / lör 28 nov."""
     if value is None:

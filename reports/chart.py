@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from django.utils.translation import gettext as _
+
+from clinics import formats
+
 
 class ChartDay(Protocol):
     """A day's bar, or a week's (labelled by its first day)."""
@@ -76,7 +80,8 @@ def draw(days: Sequence[ChartDay]) -> Chart:
                 sent_height=round(sent_height, 2),
                 paid_y=round(bottom - paid_height, 2),
                 paid_height=round(paid_height, 2),
-                title=f"{day.label}: {day.sent} sent, {day.paid} paid",
+                title=_("%(day)s: %(sent)s sent, %(paid)s paid")
+                % {"day": day.label, "sent": day.sent, "paid": day.paid},
             )
         )
     ticks = [(round(bottom - value * scale, 2), value) for value in range(0, ceiling + 1, step)]
@@ -85,5 +90,5 @@ def draw(days: Sequence[ChartDay]) -> Chart:
     shown = sorted({*range(0, len(days), every), len(days) - 1})
     if len(shown) > 1 and shown[-1] - shown[-2] < every / 2:
         shown.pop(-2)
-    labels = [(round(left + slot * (i + 0.5), 2), f"{days[i].day:%-d %b}") for i in shown]
+    labels = [(round(left + slot * (i + 0.5), 2), formats.day_month(days[i].day)) for i in shown]
     return Chart(width, height, left, bottom, right, bars, ticks, labels)

@@ -66,8 +66,9 @@ from django.db.models import (
 )
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
+from clinics import formats
 from clinics.models import Department, Practice, midnight
 from paylinks.access import MANAGING_ROLES
 from paylinks.models import LINK_FIGURES, DeliveryMethod, PaymentLink, PaymentLinkQuerySet
@@ -78,20 +79,20 @@ from reports.chart import Chart, draw
 MAX_PERIOD_DAYS = 366
 
 PERIODS = {
-    "today": "Today",
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
-    "month": "This month",
-    "custom": "Custom range",
+    "today": gettext_lazy("Today"),
+    "7d": gettext_lazy("Last 7 days"),
+    "30d": gettext_lazy("Last 30 days"),
+    "month": gettext_lazy("This month"),
+    "custom": gettext_lazy("Custom range"),
 }
 DEFAULT_PERIOD = "7d"
 
 
 CHANNEL_NAMES = {
-    DeliveryMethod.DONT_SEND: "Handed over at the desk",
-    DeliveryMethod.SMS_AND_EMAIL: "SMS and email",
-    DeliveryMethod.EMAIL: "Email",
-    DeliveryMethod.SMS: "SMS",
+    DeliveryMethod.DONT_SEND: gettext_lazy("Handed over at the desk"),
+    DeliveryMethod.SMS_AND_EMAIL: gettext_lazy("SMS and email"),
+    DeliveryMethod.EMAIL: gettext_lazy("Email"),
+    DeliveryMethod.SMS: gettext_lazy("SMS"),
 }
 
 
@@ -161,11 +162,15 @@ class Period:
 
     @property
     def label(self) -> str:
+        """28 Nov 2026, or 23 Nov – 29 Nov 2026 (a year on both ends when they differ), in the
+        active language."""
         if self.first == self.last:
-            return f"{self.first:%-d %b %Y}"
-        if self.first.year == self.last.year:
-            return f"{self.first:%-d %b} – {self.last:%-d %b %Y}"
-        return f"{self.first:%-d %b %Y} – {self.last:%-d %b %Y}"
+            return formats.day(self.first)
+        same_year = self.first.year == self.last.year
+        return _("%(first)s – %(last)s") % {
+            "first": formats.day_month(self.first) if same_year else formats.day(self.first),
+            "last": formats.day(self.last),
+        }
 
 
 class SecondsToPay(Func):
@@ -282,20 +287,25 @@ class Figures:
 
 
 def humane_duration(seconds: float | None) -> str:
-    """'45 s', '12 min', '3 h 20 min', '2 d 4 h': as precise as a manager needs."""
+    """'45 s', '12 min', '3 h 20 min', '2 d 4 h': as precise as a manager needs, the units in
+    the active language."""
     if seconds is None:
         return "–"
     seconds = max(seconds, 0)
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return _("%(seconds)s s") % {"seconds": round(seconds)}
     minutes = round(seconds / 60)
     if minutes < 60:
-        return f"{minutes} min"
+        return _("%(minutes)s min") % {"minutes": minutes}
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        if minutes:
+            return _("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
+        return _("%(hours)s h") % {"hours": hours}
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return _("%(days)s d %(hours)s h") % {"days": days, "hours": hours}
+    return _("%(days)s d") % {"days": days}
 
 
 @dataclass
@@ -385,9 +395,13 @@ class Day:
 
     @property
     def label(self) -> str:
+        """Sat 28 Nov, or a week's Mon 23 Nov – Sun 29 Nov, in the active language."""
         if self.last is None:
-            return f"{self.day:%a %-d %b}"
-        return f"{self.day:%-d %b} – {self.last:%-d %b}"
+            return formats.short_day(self.day)
+        return _("%(first)s – %(last)s") % {
+            "first": formats.short_day(self.day),
+            "last": formats.short_day(self.last),
+        }
 
 
 # Beyond this many days the chart and its table show weeks: a year of 366 hairline bars and a
@@ -506,7 +520,7 @@ def build(practice: Practice, period: Period, department: Department | None = No
     channels = list(CHANNEL_NAMES)
     by_channel = rows(
         "delivery_method",
-        label=lambda value: CHANNEL_NAMES[DeliveryMethod(value)],
+        label=lambda value: str(CHANNEL_NAMES[DeliveryMethod(value)]),
         filters=lambda value: {"channel": value},
         order=lambda value, name: channels.index(value),
     )

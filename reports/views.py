@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Query
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from clinics.models import Department, Practice
 from paylinks.access import SESSION_KEY, current_practice
@@ -24,13 +26,15 @@ FINDINGS_SHOWN = 50
 class DashboardFilterForm(forms.Form):
     """Practice, period and department. Every field may be left out: the defaults apply."""
 
-    practice = forms.ChoiceField(label="Practice", required=False)
+    practice = forms.ChoiceField(label=gettext_lazy("Practice"), required=False)
     period = forms.ChoiceField(
-        label="Period", required=False, choices=list(figures.PERIODS.items())
+        label=gettext_lazy("Period"), required=False, choices=list(figures.PERIODS.items())
     )
-    start = DayField(label="From", required=False)
-    end = DayField(label="To", required=False)
-    department = forms.TypedChoiceField(label="Department", required=False, coerce=int)
+    start = DayField(label=gettext_lazy("From"), required=False)
+    end = DayField(label=gettext_lazy("To"), required=False)
+    department = forms.TypedChoiceField(
+        label=gettext_lazy("Department"), required=False, coerce=int
+    )
 
     def __init__(self, data: QueryDict, *, practices: list[Practice], default: Practice):
         data = data.copy()
@@ -48,9 +52,9 @@ class DashboardFilterForm(forms.Form):
         cast(forms.ChoiceField, self.fields["practice"]).choices = [
             (code, p.name) for code, p in self.practices.items()
         ]
-        cast(forms.ChoiceField, self.fields["department"]).choices = [("", "All departments")] + [
-            (d.provet_id, d.name) for d in self.departments.values()
-        ]
+        cast(forms.ChoiceField, self.fields["department"]).choices = [
+            ("", _("All departments"))
+        ] + [(d.provet_id, d.name) for d in self.departments.values()]
         self.today = figures.local_today(self.chosen_practice)
 
     def clean(self):
@@ -58,13 +62,17 @@ class DashboardFilterForm(forms.Form):
         if data.get("period") == "custom":
             start, end = data.get("start"), data.get("end")
             if start is None and "start" not in self.errors:
-                self.add_error("start", "Give the first day of the range.")
+                self.add_error("start", _("Give the first day of the range."))
             if end is None and "end" not in self.errors:
-                self.add_error("end", "Give the last day of the range.")
+                self.add_error("end", _("Give the last day of the range."))
             if start and end and end < start:
-                self.add_error("end", "The range ends before it starts.")
+                self.add_error("end", _("The range ends before it starts."))
             elif start and end and (end - start).days >= figures.MAX_PERIOD_DAYS:
-                self.add_error("end", f"Choose at most {figures.MAX_PERIOD_DAYS} days at a time.")
+                self.add_error(
+                    "end",
+                    _("Choose at most %(days)s days at a time.")
+                    % {"days": figures.MAX_PERIOD_DAYS},
+                )
         return data
 
     @property
@@ -85,7 +93,7 @@ def _filters(request: HttpRequest) -> DashboardFilterForm:
     """The filters asked for, among the practices this person manages; 403 for anyone else."""
     practices = list(figures.managed_practices(request.user))
     if not practices:
-        raise PermissionDenied("The dashboard is for managers and admins of a practice.")
+        raise PermissionDenied(_("The dashboard is for managers and admins of a practice."))
     chosen = request.session.get(SESSION_KEY)
     default = next((p for p in practices if str(p.code) == chosen), practices[0])
     return DashboardFilterForm(request.GET, practices=practices, default=default)
@@ -118,9 +126,14 @@ def dashboard_export(request: HttpRequest) -> HttpResponseBase:
     form = _filters(request)
     if not form.is_valid():
         problems = "; ".join(
-            f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
+            f"{form.fields[name].label if name in form.fields else name}: "
+            + " ".join(str(e) for e in errors)
+            for name, errors in form.errors.items()
         )
-        return HttpResponseBadRequest(f"Check the filters: {problems}", content_type="text/plain")
+        return HttpResponseBadRequest(
+            _("Check the filters: %(problems)s") % {"problems": problems},
+            content_type="text/plain",
+        )
     period = form.chosen_period
     links = figures.counted_links(form.chosen_practice, period, form.chosen_department)
     parts = [slugify(form.chosen_practice.name)]

@@ -28,9 +28,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from clinics import formats
 from clinics.models import Practice, Profile
 from reports import figures
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 # Monday morning in the practice's time zone: the hours in which the e-mail may go.
 SEND_FROM = dt.time(7)
 SEND_UNTIL = dt.time(10)
+
 
 def site_url() -> str:
     """settings.PAYLINKS_SITE_URL, without a trailing slash."""
@@ -129,8 +131,8 @@ def summary_message(
     with translation.override(language):
         weeks = [_practice_week(practice, monday, sunday) for practice in practices]
         week = _("%(first)s – %(last)s") % {
-            "first": formats.date_format(monday, "j M"),
-            "last": formats.date_format(sunday, "j M Y"),
+            "first": formats.day_month(monday),
+            "last": formats.day(sunday),
         }
         context = {
             "name": user.get_full_name() or user.get_username(),

@@ -208,9 +208,18 @@ def test_the_week_s_tiles_add_up_as_worked_out_by_hand(manager_client, week):
 
 def test_the_tiles_show_amounts_in_the_practice_s_currency(manager_client, week):
     page = manager_client.get("/dashboard/", WEEK).content.decode()
-    assert '270.00 <span class="unit">EUR</span>' in page
+    assert '<span class="tile-value">€270.00</span>' in page
     assert "50 %" in page
     assert "1 h 45 min" in page
+
+
+def test_the_dashboard_writes_amounts_and_days_as_the_language_does(manager_client, week):
+    page = manager_client.get("/dashboard/", WEEK, headers={"accept-language": "fi"})
+    html = page.content.decode()
+    assert '<span class="tile-value">270,00\xa0€</span>' in html
+    # The breakdown's columns name the currency: their amounts go without it.
+    assert ">150,00<" in html
+    assert "la 8.3." in html  # the chart's table: Saturday 8 March
 
 
 def test_the_week_by_department(manager_client, week, departments):
@@ -600,7 +609,7 @@ def test_a_long_period_is_drawn_by_week_and_every_week_opens_its_links(
     assert weeks[0].paid_url == link_list_url(practice, week, status="paid")
     page = response.content.decode()
     assert page.count('<rect class="sent"') == 11
-    assert "<title>1 Jan – 5 Jan: 2 sent, 1 paid</title>" in page
+    assert "<title>Wed 1 Jan – Sun 5 Jan: 2 sent, 1 paid</title>" in page
     assert "Links sent and paid per week</caption>" in page
     # Two months or less stay by day.
     board = board_for(manager_client, period="custom", start="2025-01-01", end="2025-03-03")
@@ -742,7 +751,7 @@ def test_collected_counts_what_was_paid_in_the_period_whenever_the_link_was_made
     assert (board.totals.paid, board.totals.paid_amount) == (4, Decimal("270.00"))
     page = manager_client.get("/dashboard/", WEEK).content.decode()
     tile = page.split('id="collected-tile"', 1)[1].split("</li>", 1)[0]
-    assert '730.00 <span class="unit">EUR</span>' in tile
+    assert "€730.00" in tile
     assert "4 payments, whenever sent" in tile
     assert "nothing in the previous 7 days" in tile
 
@@ -834,7 +843,7 @@ def test_recovered_is_what_links_sent_again_automatically_brought_in(
     page = manager_client.get("/dashboard/", WEEK).content.decode()
     tile = page.split('id="recovered-tile"', 1)[1].split("</li>", 1)[0]
     assert "Recovered by follow-ups" in tile
-    assert '80.00 <span class="unit">EUR</span>' in tile
+    assert "€80.00" in tile
     assert "1 link sent again automatically, then paid" in tile
 
 

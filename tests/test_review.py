@@ -63,7 +63,7 @@ def test_a_manager_sees_both_candidates_with_amount_and_payer_url(as_manager, un
         assert f"Postransaction {pk}" in html
         assert f'href="{payer_url(undecided.link, pk)}"' in html
         assert f'value="{pk}"' in html  # its own "This is the one" button
-    assert f"{undecided.link.amount} EUR" in html
+    assert f"€{undecided.link.amount:,.2f}" in html
     assert html.count("This is the one</button>") == 2
     assert "Waiting for payment" in html
     assert "Cancel the others" not in html  # not before the choice

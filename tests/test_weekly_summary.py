@@ -59,11 +59,11 @@ def test_a_manager_gets_last_week_s_figures_on_monday_morning(
     assert synced_practice.name in text
     # The dashboard's week, worked out by hand in tests/test_dashboard.py.
     assert "Links sent: 8\n" in text
-    assert "Paid: 270.00 EUR (4 links)" in text
-    assert "Collected: 730.00 EUR (nothing in the previous 7 days)" in text
-    assert "Outstanding: 55.00 EUR (2 open links)" in text
-    assert "Expired unpaid: 70.00 EUR (1 link)" in text
-    assert "Recovered by follow-ups: 0.00 EUR (0 links)" in text
+    assert "Paid: €270.00 (4 links)" in text
+    assert "Collected: €730.00 (nothing in the previous 7 days)" in text
+    assert "Outstanding: €55.00 (2 open links)" in text
+    assert "Expired unpaid: €70.00 (1 link)" in text
+    assert "Recovered by follow-ups: €0.00 (0 links)" in text
     dashboard = (
         f"https://paylinks.example/dashboard/?practice={synced_practice.code}"
         "&period=custom&start=2025-03-03&end=2025-03-09"
@@ -72,7 +72,7 @@ def test_a_manager_gets_last_week_s_figures_on_monday_morning(
     ((html, kind),) = message.alternatives
     assert kind == "text/html"
     assert f'<a href="{dashboard.replace("&", "&amp;")}">' in html
-    assert "730.00 EUR" in html
+    assert "€730.00" in html
     assert Profile.objects.get(pk=manager_who_asked.pk).weekly_summary_sent_for == MONDAY
 
 
@@ -190,6 +190,7 @@ def test_the_e_mail_is_written_in_the_person_s_language(
     assert seen == ["fi"]
     assert translation.get_language() != "fi"
     assert mail.outbox[0].alternatives[0][0].startswith('<!doctype html>\n<html lang="fi">')
+    assert "0,00\xa0€" in mail.outbox[0].body  # amounts as Finnish writes them
 
 
 def test_the_schedule_calls_it_every_hour():
