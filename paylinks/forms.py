@@ -11,7 +11,10 @@ import phonenumbers
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from clinics import formats
 from clinics.models import MAX_LINK_MINUTES, MIN_LINK_MINUTES, Department, Practice
 from paylinks.create import LinkDraft, above_due
 from paylinks.models import (
@@ -40,6 +43,34 @@ SMS_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
 }
+
+
+# The searches' examples: a surname as common at a desk in the practice's country as Virtanen is
+# in Finland, so a UK desk isn't shown a Finnish one. Countries not here get no surname.
+EXAMPLE_SURNAMES = {
+    "FI": "Virtanen",
+    "SE": "Andersson",
+    "GB": "Smith",
+    "IE": "Murphy",
+    "NO": "Hansen",
+    "DK": "Jensen",
+    "DE": "Müller",
+    "EE": "Tamm",
+    "NL": "de Jong",
+}
+EXAMPLE_INVOICE = "1042"
+
+
+def search_examples(country: str) -> dict[str, str]:
+    """The placeholders of the invoice search and the prepayment's client search."""
+    surname = EXAMPLE_SURNAMES.get(country)
+    number = EXAMPLE_INVOICE
+    if surname is None:
+        return {"invoice": _("e.g. %(number)s or a surname") % {"number": number}, "client": ""}
+    return {
+        "invoice": _("e.g. %(number)s or %(surname)s") % {"number": number, "surname": surname},
+        "client": _("e.g. %(surname)s") % {"surname": surname},
+    }
 
 
 def new_form_token() -> str:
@@ -349,19 +380,19 @@ class InvoiceLinkForm(LinkForm):
         self.replaceable = [link for link in self.payable if link.state == PaymentLink.State.ACTIVE]
         currency = self.practice.currency
         self.fields["replace"].choices = [  # type: ignore[attr-defined]
-            ("", f"A new link for what is still free ({self.free} {currency})"),
+            ("", f"A new link for what is still free ({formats.money(self.free, currency)})"),
             *[(str(link.code), self._replace_label(link)) for link in self.replaceable],
         ]
 
     def _replace_label(self, link: PaymentLink) -> str:
-        made = link.created_at.astimezone(ZoneInfo(self.practice.timezone))
+        made = timezone.localtime(link.created_at, ZoneInfo(self.practice.timezone))
         maker = (
             link.created_by.get_full_name() or link.created_by.username if link.created_by else ""
         )
         by = f" by {maker}" if maker else " in Provet" if link.imported else ""
         return (
-            f"In place of the link for {link.amount} {link.currency} made "
-            f"{made:%-d %b %H:%M}{by} (it is cancelled first)"
+            f"In place of the link for {formats.money(link.amount, link.currency)} made "
+            f"{formats.moment(made)}{by} (it is cancelled first)"
         )
 
     def initial_amount(self) -> Decimal | None:

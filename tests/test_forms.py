@@ -318,3 +318,21 @@ def test_a_link_awaiting_review_counts_once_for_each_provet_link_it_could_be(inv
     )
     assert invoice.asked_for() == Decimal("120.00")  # either candidate can still be paid
     assert "at most 0.50 EUR is free" in errors(invoice_form(invoice, amount="60.00"))["amount"]
+
+
+def test_the_replace_choices_name_amounts_and_times_the_reader_s_way(invoice, department):
+    from django.utils import translation
+
+    waiting = waiting_link(invoice, department, "100.00")
+    made = timezone.localtime(waiting.created_at, invoice.practice.zone)
+    form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
+    labels = dict(form.fields["replace"].choices)
+    assert labels[""] == "A new link for what is still free (€20.50)"
+    assert labels[str(waiting.code)].startswith("In place of the link for €100.00 made ")
+    assert f"{made:%H:%M}" in labels[str(waiting.code)]
+    with translation.override("fi"):
+        form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
+        labels = dict(form.fields["replace"].choices)
+    assert "20,50\xa0€" in labels[""]
+    assert "100,00\xa0€" in labels[str(waiting.code)]
+    assert f"{made:%H}.{made:%M}" in labels[str(waiting.code)]

@@ -172,7 +172,7 @@ def test_send_again_with_someone_else_s_form_token_is_refused(
     response = staff.post(page_of(link) + "send-again/", {"form_token": "x" * 32}, follow=True)
     html = response.content.decode()
     assert "This form has expired" in html
-    assert "5.00 GBP" not in html
+    assert "£5.00" not in html
     link.refresh_from_db()
     assert link.cancelled_at is None and link.is_open
     assert PaymentLink.objects.count() == 2
@@ -223,7 +223,7 @@ def test_a_paid_link_shows_what_was_paid_and_when_instead_of_the_qr_code(staff, 
     assert link.payer_url not in html
     paid_at = link.paid_at.astimezone(link.practice.zone)
     summary = html[html.index('data-testid="paid-summary"') :]
-    assert "10.00 EUR</span> paid" in summary
+    assert "€10.00</span> paid" in summary
     assert f"at {paid_at:%H:%M}" in summary
     assert "Check now" not in html  # final: nothing more to find out
 
@@ -291,3 +291,25 @@ def test_a_replaced_link_points_to_the_new_one_instead_of_the_qr_code(staff, lin
     html = staff.get(page_of(link)).content.decode()
     assert "Copy link" not in html and "QR code of the payment link" not in html
     assert "the client pays" in html and "the new link" in html
+
+
+def test_the_link_page_speaks_the_person_s_formats(staff, link):
+    """Amounts, days and times as the page's language writes them: 10,00 € and 10.41 in
+    Finnish (the words may still be English until the catalog has them)."""
+    from clinics.languages import SESSION_KEY
+
+    control.settle_link(link.external_id, "pay")
+    staff.post(page_of(link) + "check/")
+    link.refresh_from_db()
+    paid_at = link.paid_at.astimezone(link.practice.zone)
+    english = staff.get(page_of(link)).content.decode()
+    assert '<span class="amount">€10.00</span>' in english
+    assert f"{paid_at:%H:%M}" in english
+
+    session = staff.session
+    session[SESSION_KEY] = "fi"
+    session.save()
+    finnish = staff.get(page_of(link)).content.decode()
+    assert '<span class="amount">10,00\xa0€</span>' in finnish
+    assert f"{paid_at:%H}.{paid_at:%M}" in finnish
+    assert "€10.00" not in finnish

@@ -216,3 +216,52 @@ def test_a_malformed_practice_code_lists_the_practice_worked_in(
     assert response.status_code == 200
     assert response.context["practice"] == link.practice
     assert listed(response) == [link]
+
+
+@pytest.mark.parametrize(
+    "stored", ["+358406716444", "0406716444", "040 671 6444", "+358 40 6716444"]
+)
+@pytest.mark.parametrize(
+    "typed", ["040 671 6444", "0406716444", "+358 40 6716444", "+358406716444", "671 6444"]
+)
+def test_a_phone_is_found_however_it_was_typed_or_stored(
+    staff, departments, receptionist, stored, typed
+):
+    practice = departments[0].practice
+    found = make_link(practice, departments[0], receptionist, phone=stored)
+    make_link(practice, departments[0], receptionist, phone="+358401234567", invoice_id=2)
+    assert listed(staff.get("/links/", {"q": typed})) == [found]
+
+
+def test_a_phone_is_found_on_the_invoice_s_client_too(staff, departments, receptionist):
+    practice = departments[0].practice
+    found = make_link(practice, departments[0], receptionist, invoice_id=5, phone="")
+    Invoice.objects.filter(provet_id=5).update(client_phone="+358406716444")
+    make_link(practice, departments[0], receptionist, invoice_id=6, phone="")
+    assert listed(staff.get("/links/", {"q": "040 671 6444"})) == [found]
+
+
+def test_a_number_that_is_no_phone_still_finds_invoices_and_not_every_phone(
+    staff, departments, receptionist
+):
+    practice = departments[0].practice
+    invoice_1042 = make_link(practice, departments[0], receptionist, invoice_id=9, number="NV-1042")
+    make_link(practice, departments[0], receptionist, invoice_id=10, phone="+358406716444")
+    assert listed(staff.get("/links/", {"q": "1042"})) == [invoice_1042]
+
+
+def test_the_list_shows_amounts_and_days_the_reader_s_way(client, departments, receptionist):
+    from clinics.languages import SESSION_KEY
+
+    practice = departments[0].practice
+    make_link(practice, departments[0], receptionist, amount=Decimal("1192.81"))
+    client.force_login(receptionist)
+    english = client.get("/links/").content.decode()
+    assert "€1,192.81" in english
+    session = client.session
+    session[SESSION_KEY] = "fi"
+    session.save()
+    finnish = client.get("/links/").content.decode()
+    assert "1\xa0192,81\xa0€" in finnish
+    made = timezone.localtime(PaymentLink.objects.get().created_at, practice.zone)
+    assert f"{made:%H}.{made:%M}" in finnish

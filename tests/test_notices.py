@@ -102,7 +102,7 @@ def test_a_receptionist_is_told_her_link_was_paid_with_a_link_to_it(invoice, rec
     response = notices_page(logged_in(receptionist))
 
     assert response.status_code == 200
-    assert shown(response) == [f"Paid: invoice {invoice}, {link.amount} {link.currency}"]
+    assert shown(response) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
     assert f'href="/links/{link.code}/"' in response.content.decode()
     assert cursor(response) == link.events.aggregate(Max("pk"))["pk__max"]
     # Loading the page's notices is not news: the list doesn't refresh for it.
@@ -134,7 +134,7 @@ def test_a_payment_after_the_page_loaded_arrives_with_the_signal_for_the_list(
     response = notices_page(client, after=cursor(first))
 
     assert response.status_code == 200
-    assert shown(response) == [f"Paid: invoice {invoice}, {link.amount} {link.currency}"]
+    assert shown(response) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
     assert response["HX-Trigger"] == "link-noticed"
     assert notices_page(client, after=cursor(response)).status_code == 204
 
@@ -150,7 +150,7 @@ def test_a_colleague_s_link_made_today_in_her_department_is_noticed_but_not_anot
     pay(elsewhere)
 
     assert shown(notices_page(logged_in(receptionist))) == [
-        f"Paid: invoice {same_department}, {theirs.amount} {theirs.currency}"
+        f"Paid: invoice {same_department}, €{theirs.amount:,}"
     ]
     # The colleague made both links: both are hers.
     assert len(shown(notices_page(logged_in(colleague)))) == 2
@@ -194,11 +194,9 @@ def test_an_expired_link_says_so_and_a_late_payment_is_noticed_after_it(invoice,
     pay(link)
 
     response = notices_page(client, after=cursor(page))
-    assert shown(response) == [f"Paid: invoice {invoice}, {link.amount} {link.currency}"]
+    assert shown(response) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
     # On the next page, the link's two events are one notice: it was paid.
-    assert shown(notices_page(client)) == [
-        f"Paid: invoice {invoice}, {link.amount} {link.currency}"
-    ]
+    assert shown(notices_page(client)) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
 
 
 def test_an_sms_that_could_not_be_delivered_is_noticed(invoice, receptionist):

@@ -2,7 +2,9 @@
 
 import pytest
 
+from clinics import formats
 from clinics.models import Membership
+from paylinks.forms import e164
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
@@ -68,7 +70,10 @@ def test_the_invoice_form_is_prefilled_from_provet(staff, provet_invoice, synced
     number = f"NV-{provet_invoice.invoice_number}"
     assert form["amount"].value() == provet_invoice.due_sum
     assert form["email"].value() == provet_invoice.client.email
-    assert form["phone"].value() == provet_invoice.client.phone_numbers.first().phone_number
+    # As the desk writes it: in the practice's national format (040 764 9011).
+    stored = provet_invoice.client.phone_numbers.first().phone_number
+    assert form["phone"].value() == formats.phone(stored, "FI")
+    assert form["phone"].value().startswith("0") and e164(form["phone"].value(), "FI") == stored
     assert form["description"].value() == f"Payment for invoice {number}"
     assert form["duration"].value() == str(synced_practice.default_duration_minutes)
 
@@ -224,3 +229,24 @@ def test_nobody_can_switch_into_a_practice_they_do_not_belong_to(staff, other_pr
 
 def test_a_malformed_practice_code_is_a_404_not_an_error(staff):
     assert staff.post("/practice/", {"practice": "not-a-code"}).status_code == 404
+
+
+def test_the_search_examples_are_the_practice_country_s(client, synced_practice, other_practice):
+    finnish = make_user("aino", synced_practice)
+    client.force_login(finnish)
+    assert 'placeholder="e.g. 1042 or Virtanen"' in client.get("/").content.decode()
+    assert 'placeholder="e.g. Virtanen"' in client.get("/prepayments/new/").content.decode()
+
+    british = make_user("emma", other_practice)
+    client.force_login(british)
+    home = client.get("/").content.decode()
+    assert 'placeholder="e.g. 1042 or Smith"' in home
+    assert "Virtanen" not in home
+    assert 'placeholder="e.g. Smith"' in client.get("/prepayments/new/").content.decode()
+
+
+def test_the_search_examples_have_a_default_for_any_country():
+    from paylinks.forms import search_examples
+
+    assert search_examples("SE")["invoice"] == "e.g. 1042 or Andersson"
+    assert search_examples("US") == {"invoice": "e.g. 1042 or a surname", "client": ""}

@@ -10,9 +10,10 @@ from functools import cache
 
 from django import template
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from clinics import formats
 from paylinks.models import DeliveryMethod, DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus
 
 register = template.Library()
@@ -122,8 +123,8 @@ def what_changed(before: Seen, link: PaymentLink) -> list[str]:
 
 
 def clock(moment: dt.datetime, link: PaymentLink) -> str:
-    """A time of day as the practice's clocks show it."""
-    return moment.astimezone(link.practice.zone).strftime("%H:%M")
+    """A time of day as the practice's clocks show it, written the reader's way (10:41, 10.41)."""
+    return formats.time(timezone.localtime(moment, link.practice.zone))
 
 
 # The timeline
@@ -153,7 +154,8 @@ def event_words(event: LinkEvent) -> EventWords:
         status = _value(DeliveryStatus, event.new_value)
         if status == DeliveryStatus.SENT:
             title = _("Sent by %(channel)s") % {"channel": _channel(link.delivery_method)}
-            detail = ", ".join(link.sent_to)
+            country = link.practice.country
+            detail = ", ".join(formats.phone(address, country) for address in link.sent_to)
         elif status == DeliveryStatus.FAILED:
             title, detail = _("Delivery failed"), _("Check the number or address.")
         else:
@@ -181,9 +183,7 @@ def _created(link: PaymentLink) -> tuple[str, str]:
     else:
         title = _("Link sent by %(channel)s")
     title = title % {"channel": _channel(link.delivery_method)}
-    details = [
-        _("For %(amount)s %(currency)s") % {"amount": link.amount, "currency": link.currency}
-    ]
+    details = [_("For %(amount)s") % {"amount": formats.money(link.amount, link.currency)}]
     if link.replaces_id:
         details.append(_("in place of an earlier link"))
     if link.consent_recorded_at:
@@ -201,7 +201,7 @@ def _found(event: LinkEvent, link: PaymentLink) -> tuple[str, str]:
 
 def _payment(status: int | None, link: PaymentLink) -> tuple[str, str]:
     if status == PaymentStatus.ACCEPTED:
-        return _("Paid"), f"{link.amount} {link.currency}"
+        return _("Paid"), formats.money(link.amount, link.currency)
     if status == PaymentStatus.EXPIRED:
         return _("Expired unpaid"), ""
     if status == PaymentStatus.FAILED:

@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clinics import formats
 from clinics.provet import ProvetError
 from clinics.sync import explain
 from paylinks import review
@@ -138,10 +139,9 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
         return HttpResponseRedirect(_next_or(request, link))
     messages.success(
         request,
-        _("A new link for %(amount)s %(currency)s was made for %(client)s.")
+        _("A new link for %(amount)s was made for %(client)s.")
         % {
-            "amount": new.amount,
-            "currency": new.currency,
+            "amount": formats.money(new.amount, new.currency),
             "client": new.client_name or _("the client"),
         },
     )

@@ -3,11 +3,13 @@
 import datetime as dt
 import uuid
 
+import phonenumbers
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Replace
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
@@ -136,16 +138,54 @@ class LinkFilterForm(forms.Form):
             links = links.filter(created_at__lt=self._midnight(day_after))
         if data["q"]:
             text = data["q"].strip()
-            links = links.filter(
+            links = links.annotate(
+                phone_compact=_compact("phone"),
+                invoice_phone_compact=_compact("invoice__client_phone"),
+            ).filter(
                 Q(client_name__icontains=text)
                 | Q(invoice__number__icontains=text)
                 | Q(email__icontains=text)
-                | Q(phone__icontains=text.replace(" ", ""))
+                | _phone_matches(text, self.practice.country)
             )
         return links
 
     def _midnight(self, day: dt.date) -> dt.datetime:
         return midnight(day, self.practice.zone)
+
+
+# What people put between a phone number's digits.
+PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "/", "\u00a0")
+
+
+def _compact(field: str):
+    """A phone field without its punctuation, in the database: "040 671 6444" -> "0406716444"."""
+    expression: F | Replace = F(field)
+    for mark in PHONE_PUNCTUATION:
+        expression = Replace(expression, Value(mark), Value(""))
+    return expression
+
+
+def _phone_matches(text: str, country: str) -> Q:
+    """Links whose phone, or their invoice client's, is the number typed, however it was typed
+    or stored: "040 671 6444", "0406716444" and "+358 40 6716444" are one Finnish number.
+
+    Both sides lose their punctuation; a whole number is then looked for by its national
+    significant number (406716444), which every way of writing it contains. Part of a number
+    is looked for as typed."""
+    typed = "".join(c for c in text if c not in PHONE_PUNCTUATION)
+    if not typed or not any(c.isdigit() for c in typed):
+        return Q(pk__in=[])
+    wanted = {typed}
+    try:
+        number = phonenumbers.parse(text, country or None)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_possible_number(number):
+        wanted.add(phonenumbers.national_significant_number(number))
+    found = Q(pk__in=[])
+    for digits in wanted:
+        found |= Q(phone_compact__contains=digits) | Q(invoice_phone_compact__contains=digits)
+    return found
 
 
 @login_required

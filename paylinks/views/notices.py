@@ -23,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from clinics import formats
 from clinics.models import Practice
 from paylinks.access import current_practice, practices_for
 from paylinks.models import (
@@ -125,14 +126,13 @@ def notice_words(kind: str, link: PaymentLink) -> str:
     values = {
         "invoice": str(link.invoice) if link.invoice_id else "",
         "client": link.client_name or _("a client"),
-        "amount": link.amount,
-        "currency": link.currency,
+        "amount": formats.money(link.amount, link.currency),
     }
     invoice = bool(link.invoice_id)
     if kind == Kind.PAID:
         if invoice:
-            return _("Paid: invoice %(invoice)s, %(amount)s %(currency)s") % values
-        return _("Paid: prepayment from %(client)s, %(amount)s %(currency)s") % values
+            return _("Paid: invoice %(invoice)s, %(amount)s") % values
+        return _("Paid: prepayment from %(client)s, %(amount)s") % values
     if kind == Kind.EXPIRED:
         if invoice:
             return _("Link for invoice %(invoice)s expired unpaid") % values

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
 
+from clinics import formats
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.sync import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
@@ -21,6 +22,7 @@ from paylinks.forms import (
     PrepaymentLinkForm,
     can_take_sms,
     new_form_token,
+    search_examples,
 )
 from paylinks.invoice_search import search_clients, search_invoices
 from paylinks.invoices import primary_phone, refresh_invoice
@@ -50,6 +52,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     )
     context = {"practice": practice, "query": query, "invoices": invoices, "error": error}
     context["recent"] = recent
+    context["examples"] = search_examples(practice.country)
     if request.htmx and query:
         return render(request, "paylinks/_invoice_results.html", context)
     return render(request, "paylinks/home.html", context)
@@ -190,7 +193,13 @@ def _client_search(request: HttpRequest, practice) -> HttpResponse:
     return render(
         request,
         "paylinks/prepayment_client.html",
-        {"practice": practice, "query": query, "clients": clients, "error": error},
+        {
+            "practice": practice,
+            "query": query,
+            "clients": clients,
+            "error": error,
+            "examples": search_examples(practice.country),
+        },
     )
 
 
@@ -232,7 +241,8 @@ def _form_defaults(practice, *, email: str, phone: str, no_sms: bool, no_email: 
     defaults, and a fresh one-time token."""
     return {
         "email": "" if no_email else email,
-        "phone": "" if no_sms else phone,
+        # As the desk writes it (040 671 6444); the form reads it back in the practice's country.
+        "phone": "" if no_sms else formats.phone(phone, practice.country),
         "delivery_method": _default_delivery(
             can_sms=can_take_sms(phone, practice.country) and not no_sms,
             can_email=bool(email) and not no_email,

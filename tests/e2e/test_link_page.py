@@ -48,7 +48,7 @@ def test_a_paid_link_stops_offering_the_qr_code_while_the_page_is_open(
     control.settle_link(link.external_id, "pay")  # the client pays on their phone
 
     expect(page.get_by_test_id("payment-status")).to_have_text("Paid", timeout=POLL_TIMEOUT)
-    expect(page.get_by_test_id("paid-summary")).to_contain_text("12.50 EUR paid")
+    expect(page.get_by_test_id("paid-summary")).to_contain_text("€12.50 paid")
     expect(page.get_by_role("button", name="Copy link")).to_have_count(0)
     expect(page.get_by_role("img", name="QR code of the payment link")).to_have_count(0)
     expect(page.get_by_role("button", name="Check now")).to_have_count(0)
@@ -148,7 +148,7 @@ def test_an_amount_never_wraps_inside_the_number_on_the_dashboard(
     page.set_viewport_size({"width": width, "height": 1000})
     log_in(page, live_server, big_month)
     page.goto(f"{live_server.url}/dashboard/")
-    expect(page.get_by_role("link", name="Paid 123,456.78 EUR 1 link")).to_be_visible()
+    expect(page.get_by_role("link", name="Paid €123,456.78 1 link")).to_be_visible()
     assert number_lines(page) and set(number_lines(page)) == {1}
     overflowing = page.evaluate(
         "[...document.querySelectorAll('.tile')].filter((t) => t.scrollWidth > t.clientWidth)"

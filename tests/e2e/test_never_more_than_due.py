@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from clinics.models import Membership
+from clinics.models import Membership, Profile
 from paylinks.create import create_link
 from paylinks.invoices import refresh_invoice
 from paylinks.models import PaymentLink
 from sandbox.models import PosTransaction
 from tests.conftest import draft_for, make_user, sandbox_invoice
+from tests.e2e.test_locales import log_in_by_id
 from tests.e2e.test_reception import LINK_PAGE, log_in, open_invoice_form
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +62,10 @@ def test_an_amount_typed_with_a_decimal_comma_is_charged_as_meant(
     )
     assert invoice is not None, "the seed has no invoice with 12.50 free to ask for"
     number = f"{invoice.invoice_prefix}{invoice.invoice_number}"
-    log_in(page, live_server, live_receptionist)
+    # The pages in English whatever the browser's language, so its words are found; the
+    # browser's locale still types the comma (tests/e2e/test_locales.py checks Finnish pages).
+    Profile.objects.create(user=live_receptionist, language="en-gb")
+    log_in_by_id(page, live_server, live_receptionist)  # the login page is in the browser's
     assert page.evaluate("navigator.language") == locale
 
     page.get_by_label("Invoice number or client name").fill(str(invoice.invoice_number))
@@ -82,7 +86,7 @@ def test_an_amount_typed_with_a_decimal_comma_is_charged_as_meant(
     page.get_by_role("button", name="Create link").click()
 
     expect(page).to_have_url(LINK_PAGE)
-    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^12\.50 EUR from "))
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^€12\.50 from "))
     assert PaymentLink.objects.get().amount == Decimal("12.50")
     assert PosTransaction.objects.get(invoice_id=invoice.pk).amount == Decimal("12.50")
 
@@ -146,7 +150,7 @@ def test_send_again_on_a_page_that_was_already_sent_again_leads_to_the_new_link(
     tab_b.goto(old_page)
     expect(tab_b.get_by_test_id("payment-status")).to_have_text(re.compile("Cancelled|Replaced"))
     expect(tab_b.get_by_role("button", name="Send again")).to_have_count(0)
-    replaced_by = f"Replaced by a new link for {new.amount} {new.currency}."
+    replaced_by = f"Replaced by a new link for €{new.amount:,}."
     expect(tab_b.get_by_text(replaced_by, exact=True)).to_be_visible()
-    tab_b.get_by_role("link", name=f"a new link for {new.amount} {new.currency}").click()
+    tab_b.get_by_role("link", name=f"a new link for €{new.amount:,}").click()
     expect(tab_b).to_have_url(f"{live_server.url}/links/{new.code}/")

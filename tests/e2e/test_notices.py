@@ -48,7 +48,7 @@ def client_pays(page: Page, link: PaymentLink) -> None:
 def test_a_receptionist_on_another_page_sees_the_payment_and_dismisses_it_for_good(
     page, live_server, live_receptionist, link
 ):
-    words = f"Paid: invoice {link.invoice}, {link.amount} {link.currency}"
+    words = f"Paid: invoice {link.invoice}, €{link.amount:,}"
     log_in(page, live_server, live_receptionist)
     with page.expect_response(FIRST_LOAD):
         page.goto(f"{live_server.url}/links/")

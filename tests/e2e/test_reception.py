@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from clinics.models import Practice
 from paylinks.create import create_link
+from paylinks.forms import e164
 from paylinks.invoices import refresh_invoice
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClient
@@ -85,12 +86,15 @@ def test_a_receptionist_texts_a_link_and_sees_it_paid_without_reloading(
     page.get_by_role("radio", name="SMS only").check()
     phone = page.get_by_label("Mobile phone").input_value()
     assert phone, "the client's mobile number is filled in from Provet"
+    assert phone.startswith("0"), "as the desk writes it, in the national format"
+    sent_to = e164(phone, live_practice.country)  # what Provet has and sends to
     screenshot(page, "1-invoice-form")
     page.get_by_role("button", name="Create link").click()
 
     expect(page).to_have_url(LINK_PAGE)
     status = page.get_by_test_id("payment-status")
     expect(status).to_have_text("Waiting for payment")
+    expect(page.locator(".facts")).to_contain_text(phone)  # Sent to, as the desk writes it
     payer_url = page.get_by_label("Payment link").input_value()
     assert payer_url.startswith(live_server.url)
     screenshot(page, "2-link-page")
@@ -103,7 +107,7 @@ def test_a_receptionist_texts_a_link_and_sees_it_paid_without_reloading(
         phone_tab.get_by_role("row")
         # The sandbox labels the channel "Sms".
         .filter(has=phone_tab.get_by_role("cell", name=re.compile(r"^sms$", re.IGNORECASE)))
-        .filter(has=phone_tab.get_by_role("cell", name=phone, exact=True))
+        .filter(has=phone_tab.get_by_role("cell", name=sent_to, exact=True))
         .filter(has_text=payer_url)
     )
     expect(sms).to_have_count(1)
