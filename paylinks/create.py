@@ -11,6 +11,7 @@ the old link, one per old link (a unique constraint backs it), and is posted onl
 has confirmed that the old one is cancelled.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from clinics import formats
 from clinics.models import Department, Practice
 from clinics.provet import (
     ProvetError,
@@ -89,12 +92,27 @@ class LinkDraft:
 
 
 class LinkNotCreated(Exception):
-    """Provet refused the link or was never reached: nothing exists, here or there."""
+    """Provet refused the link or was never reached: nothing exists, here or there.
+
+    `message` is in the language of the page that asked (it is shown at once); `english` is
+    the same in English, for a link's timeline, which stores its words in English."""
 
     def __init__(self, message: str, field_errors: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.message = message
+        self.english = message
         self.field_errors = field_errors or {}
+
+
+def _refused(
+    words: Callable[[], str], field_errors: dict[str, list[str]] | None = None
+) -> LinkNotCreated:
+    """A LinkNotCreated whose `words` (gettext and its placeholders) are said in the page's
+    language and remembered in English, for the timeline of the link it was to replace."""
+    refused = LinkNotCreated(words(), field_errors)
+    with translation.override(None):
+        refused.english = words()
+    return refused
 
 
 class AlreadyReplaced(Exception):
@@ -123,7 +141,9 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             return existing
         replacement = draft.replaces.live_replacement() if draft.replaces else None
         if replacement is None:
-            raise LinkNotCreated("This form has expired: reload the page and try again.") from None
+            raise LinkNotCreated(
+                _("This form has expired: reload the page and try again.")
+            ) from None
         raise AlreadyReplaced(replacement) from None
     if not reserved:
         return link
@@ -138,7 +158,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
                 LinkEvent.Kind.ERROR,
                 draft.source,
                 draft.created_by,
-                message=f"Cancelled, but the link to replace it was not made: {refused.message}",
+                message=f"Cancelled, but the link to replace it was not made: {refused.english}",
             )
         raise
     _note_replacement(draft, link)
@@ -165,8 +185,12 @@ def _post(draft: LinkDraft, link: PaymentLink) -> PosTransaction | None:
     except ProvetUnavailable as error:
         if not error.request_sent:
             _discard(link)
-            raise LinkNotCreated(
-                f"Provet Cloud could not be reached, so nothing was created. {error}"
+            reason = str(error)
+            raise _refused(
+                lambda: (
+                    _("Provet Cloud could not be reached, so nothing was created. %(reason)s")
+                    % {"reason": reason}
+                )
             ) from error
         link.mark(
             PaymentLink.State.UNKNOWN,
@@ -176,18 +200,25 @@ def _post(draft: LinkDraft, link: PaymentLink) -> PosTransaction | None:
         return None
     except ProvetValidationError as error:
         _discard(link)
-        raise LinkNotCreated(
-            "Provet Cloud did not accept the link.", map_field_errors(error.flat_errors())
+        raise _refused(
+            lambda: _("Provet Cloud did not accept the link."),
+            map_field_errors(error.flat_errors()),
         ) from error
     except ProvetRateLimited as error:
         _discard(link)
-        raise LinkNotCreated(
-            f"Provet Cloud is busy, so nothing was created. Try again in "
-            f"{error.retry_after:.0f} seconds."
+        seconds = f"{error.retry_after:.0f}"
+        raise _refused(
+            lambda: (
+                _("Provet Cloud is busy, so nothing was created. Try again in %(seconds)s seconds.")
+                % {"seconds": seconds}
+            )
         ) from error
     except ProvetError as error:
         _discard(link)
-        raise LinkNotCreated(f"Nothing was created: {explain(error)}") from error
+        cause = error
+        raise _refused(
+            lambda: _("Nothing was created: %(reason)s") % {"reason": explain(cause)}
+        ) from error
 
 
 def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
@@ -207,7 +238,7 @@ def made_with(key: str, practice: Practice, user) -> PaymentLink | None:
     if existing is None:
         return None
     if existing.practice_id != practice.pk or existing.created_by_id != getattr(user, "pk", None):
-        raise LinkNotCreated("This form has expired: reload the page and try again.")
+        raise LinkNotCreated(_("This form has expired: reload the page and try again."))
     return existing
 
 
@@ -223,10 +254,10 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     old.refresh_from_db()
     if old.payment_status == PaymentStatus.ACCEPTED:
         _discard(link)  # paid since the reservation: its money is no longer free
-        raise LinkNotCreated("No new link was made: the client has just paid the old link.")
+        raise LinkNotCreated(_("No new link was made: the client has just paid the old link."))
     if old.cancelled_at:
         _discard(link)  # a colleague's Cancel won the race: it stands
-        raise LinkNotCreated(_CANCELLED_MEANWHILE)
+        raise LinkNotCreated(_(_CANCELLED_MEANWHILE))
     if not old.is_open or old.postransaction_id is None:
         return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
@@ -238,7 +269,9 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
         )
     except CannotCancel as refusal:
         _discard(link)
-        raise LinkNotCreated(f"No new link was made: {refusal}") from refusal
+        raise LinkNotCreated(
+            _("No new link was made: %(reason)s") % {"reason": refusal}
+        ) from refusal
     except ProvetError as error:
         _discard(link)
         with translation.override(None):  # stored: in English, whoever's page it was
@@ -250,9 +283,11 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
             message=f"Not replaced: Provet did not confirm the cancel ({why}).",
         )
         raise LinkNotCreated(
-            "No new link was made: Provet Cloud did not confirm that the old link is cancelled, "
-            "so the client may still pay it. Try again in a moment. "
-            f"({explain(error)})"
+            _(
+                "No new link was made: Provet Cloud did not confirm that the old link is "
+                "cancelled, so the client may still pay it. Try again in a moment. (%(reason)s)"
+            )
+            % {"reason": explain(error)}
         ) from error
     return True
 
@@ -269,8 +304,10 @@ def _claim_for_posting(link: PaymentLink) -> None:
     )
     link.created_at = now
     if not claimed:
-        raise LinkNotCreated(
-            "Provet Cloud took too long, so nothing was sent to it. Try again in a moment."
+        raise _refused(
+            lambda: _(
+                "Provet Cloud took too long, so nothing was sent to it. Try again in a moment."
+            )
         )
 
 
@@ -399,14 +436,14 @@ def _check_replaceable(old: PaymentLink) -> None:
     if replacement is not None:
         raise AlreadyReplaced(replacement)
     if old.state in PaymentLink.UNDECIDED:
-        raise LinkNotCreated("Wait until PayLinks knows whether the old link exists.")
+        raise LinkNotCreated(_("Wait until PayLinks knows whether the old link exists."))
     if old.payment_status == PaymentStatus.ACCEPTED:
-        raise LinkNotCreated("The client has already paid the old link.")
+        raise LinkNotCreated(_("The client has already paid the old link."))
     if old.cancelled_at:
-        raise LinkNotCreated(_CANCELLED_MEANWHILE)
+        raise LinkNotCreated(_(_CANCELLED_MEANWHILE))
 
 
-_CANCELLED_MEANWHILE = (
+_CANCELLED_MEANWHILE = gettext_noop(
     "No new link was made: someone cancelled the old link meanwhile. Make a new link from the "
     "invoice if it is still wanted."
 )
@@ -427,19 +464,28 @@ def above_due(invoice: Invoice, amount: Decimal, *, replacing: PaymentLink | Non
         return ""
     currency = invoice.practice.currency
     asked = invoice.asked_for(excluding=replacing)
+    amounts = {
+        "free": formats.money(free, currency),
+        "asked": formats.money(asked, currency),
+        "due": formats.money(invoice.due_sum, currency),
+    }
     if replacing is not None and amount <= invoice.due_sum:
         return (
-            f"Even in place of that link, at most {free} {currency} is free: the invoice's "
-            f"other links waiting for payment ask for {asked} of the {invoice.due_sum} "
-            f"{currency} due."
+            _(
+                "Even in place of that link, at most %(free)s is free: the invoice's other links "
+                "waiting for payment ask for %(asked)s of the %(due)s due."
+            )
+            % amounts
         )
     if asked and amount <= invoice.due_sum:
         return (
-            f"Links waiting for payment already ask for {asked} of the {invoice.due_sum} "
-            f"{currency} due, so at most {free} {currency} is free. Ask for less, or replace "
-            "the waiting link."
+            _(
+                "Links waiting for payment already ask for %(asked)s of the %(due)s due, so at "
+                "most %(free)s is free. Ask for less, or replace the waiting link."
+            )
+            % amounts
         )
-    return f"Only {invoice.due_sum} {currency} is due on this invoice; the link can't ask for more."
+    return _("Only %(due)s is due on this invoice; the link can't ask for more.") % amounts
 
 
 def _discard(link: PaymentLink) -> None:

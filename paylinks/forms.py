@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from clinics import formats
 from clinics.models import MAX_LINK_MINUTES, MIN_LINK_MINUTES, Department, Practice
@@ -27,11 +28,11 @@ from paylinks.models import (
 )
 
 DURATIONS = [
-    ("60", "1 hour"),
-    ("1440", "24 hours"),
-    ("2880", "48 hours"),
-    ("10080", "7 days"),
-    ("custom", "Custom"),
+    ("60", gettext_lazy("1 hour")),
+    ("1440", gettext_lazy("24 hours")),
+    ("2880", gettext_lazy("48 hours")),
+    ("10080", gettext_lazy("7 days")),
+    ("custom", gettext_lazy("Custom")),
 ]
 FORM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # What an amount may look like: digits, then at most one decimal separator, a comma or a point.
@@ -86,7 +87,8 @@ def e164(raw: str, country: str) -> str:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
         raise ValidationError(
-            f"This is not a valid phone number. Write it like {_mobile_example(country)}."
+            _("This is not a valid phone number. Write it like %(example)s.")
+            % {"example": _mobile_example(country)}
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -122,91 +124,99 @@ class AmountField(forms.CharField):
         if not text:
             return None
         if text.startswith("-"):
-            raise ValidationError("The amount must be more than zero.")
+            raise ValidationError(_("The amount must be more than zero."))
         separators = sum(text.count(mark) for mark in ".,")
         if separators > 1:
             raise ValidationError(
-                "Use one decimal separator and no thousands separators, e.g. 1250,50 or 1250.50."
+                _("Use one decimal separator and no thousands separators, e.g. 1250,50 or 1250.50.")
             )
         if not AMOUNT.match(text) or not any(c.isdigit() for c in text):
-            raise ValidationError("Enter the amount as a number, e.g. 120,50 or 120.50.")
-        whole, _, decimals = text.replace(",", ".").partition(".")
+            raise ValidationError(_("Enter the amount as a number, e.g. 120,50 or 120.50."))
+        whole, _point, decimals = text.replace(",", ".").partition(".")
         if len(decimals) > 2:
-            raise ValidationError("Use at most two decimals, e.g. 120,50.")
+            raise ValidationError(_("Use at most two decimals, e.g. 120,50."))
         if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
-            raise ValidationError("That amount is too large.")
+            raise ValidationError(_("That amount is too large."))
         amount = Decimal(f"{whole or '0'}.{decimals or '0'}").quantize(Decimal("0.01"))
         if amount <= 0:
-            raise ValidationError("The amount must be more than zero.")
+            raise ValidationError(_("The amount must be more than zero."))
         return amount
 
 
 class LinkForm(forms.Form):
-    amount = AmountField(label="Amount", error_messages={"required": "Enter the amount to charge."})
+    amount = AmountField(
+        label=gettext_lazy("Amount"),
+        error_messages={"required": gettext_lazy("Enter the amount to charge.")},
+    )
     delivery_method = forms.TypedChoiceField(
-        label="Send the link",
+        label=gettext_lazy("Send the link"),
         coerce=int,
         choices=[
-            (DeliveryMethod.DONT_SEND, "Don't send (copy the link or show the QR code)"),
-            (DeliveryMethod.SMS_AND_EMAIL, "SMS and email"),
-            (DeliveryMethod.EMAIL, "Email only"),
-            (DeliveryMethod.SMS, "SMS only"),
+            (
+                DeliveryMethod.DONT_SEND,
+                gettext_lazy("Don't send (copy the link or show the QR code)"),
+            ),
+            (DeliveryMethod.SMS_AND_EMAIL, gettext_lazy("SMS and email")),
+            (DeliveryMethod.EMAIL, gettext_lazy("Email only")),
+            (DeliveryMethod.SMS, gettext_lazy("SMS only")),
         ],
         widget=forms.RadioSelect,
     )
     email = forms.EmailField(
-        label="Email",
+        label=gettext_lazy("Email"),
         required=False,
-        error_messages={"invalid": "This is not a valid email address."},
+        error_messages={"invalid": gettext_lazy("This is not a valid email address.")},
     )
-    phone = forms.CharField(label="Mobile phone", required=False, max_length=32)
+    phone = forms.CharField(label=gettext_lazy("Mobile phone"), required=False, max_length=32)
     description = forms.CharField(
-        label="Description shown to the client",
+        label=gettext_lazy("Description shown to the client"),
         max_length=255,
         error_messages={
-            "required": "Write what the payment is for; the client sees it.",
-            "max_length": "Keep the description to 255 characters (it has %(show_value)d).",
+            "required": gettext_lazy("Write what the payment is for; the client sees it."),
+            "max_length": gettext_lazy(
+                "Keep the description to 255 characters (it has %(show_value)d)."
+            ),
         },
     )
-    duration = forms.ChoiceField(label="Link valid for", choices=DURATIONS)
+    duration = forms.ChoiceField(label=gettext_lazy("Link valid for"), choices=DURATIONS)
     custom_minutes = forms.IntegerField(
-        label="Custom duration in minutes",
+        label=gettext_lazy("Custom duration in minutes"),
         required=False,
         min_value=MIN_LINK_MINUTES,
         max_value=MAX_LINK_MINUTES,
         error_messages={
-            "min_value": "A link must stay valid for at least 5 minutes.",
-            "max_value": "A link can stay valid for at most 30 days (43200 minutes).",
-            "invalid": "Enter the number of minutes.",
+            "min_value": gettext_lazy("A link must stay valid for at least 5 minutes."),
+            "max_value": gettext_lazy("A link can stay valid for at most 30 days (43200 minutes)."),
+            "invalid": gettext_lazy("Enter the number of minutes."),
         },
     )
     return_url = forms.URLField(
-        label="Return address after paying",
+        label=gettext_lazy("Return address after paying"),
         required=False,
         max_length=2000,
         assume_scheme="https",
         error_messages={
-            "invalid": "Enter a full web address starting with https://.",
-            "max_length": "The address is too long (at most 2000 characters).",
+            "invalid": gettext_lazy("Enter a full web address starting with https://."),
+            "max_length": gettext_lazy("The address is too long (at most 2000 characters)."),
         },
     )
     tokenize = forms.ChoiceField(
-        label="Card saving",
+        label=gettext_lazy("Card saving"),
         required=False,
         choices=Tokenize.choices,
         widget=forms.RadioSelect,
     )
     recurring_model = forms.ChoiceField(
-        label="The saved card will be used for",
+        label=gettext_lazy("The saved card will be used for"),
         required=False,
         choices=[
-            ("", "Choose…"),
-            (RecurringModel.ONE_OFF, "One-off payments"),
-            (RecurringModel.SUBSCRIPTION, "A subscription or health plan"),
+            ("", gettext_lazy("Choose…")),
+            (RecurringModel.ONE_OFF, gettext_lazy("One-off payments")),
+            (RecurringModel.SUBSCRIPTION, gettext_lazy("A subscription or health plan")),
         ],
     )
     consent = forms.BooleanField(
-        label="The client has consented to saving their card", required=False
+        label=gettext_lazy("The client has consented to saving their card"), required=False
     )
     form_token = forms.CharField(widget=forms.HiddenInput)
 
@@ -222,9 +232,9 @@ class LinkForm(forms.Form):
         self.practice = practice
         self.no_sms = no_sms
         self.no_email = no_email
-        self.fields[
-            "phone"
-        ].help_text = f"Numbers without a country code are read as {practice.country} numbers."
+        self.fields["phone"].help_text = _(
+            "Numbers without a country code are read as %(country)s numbers."
+        ) % {"country": practice.country}
         for name in ("email", "phone"):
             self.fields[name].widget.attrs["autocomplete"] = "off"
 
@@ -267,7 +277,7 @@ class LinkForm(forms.Form):
     def clean_form_token(self) -> str:
         token = self.cleaned_data["form_token"]
         if not FORM_TOKEN.match(token):
-            raise ValidationError("This form has expired: reload the page and try again.")
+            raise ValidationError(_("This form has expired: reload the page and try again."))
         return token
 
     def clean_phone(self) -> str:
@@ -277,7 +287,7 @@ class LinkForm(forms.Form):
     def clean_return_url(self) -> str:
         url = self.cleaned_data["return_url"]
         if url and urlsplit(url).scheme != "https" and not self._http_allowed():
-            raise ValidationError("The return address must start with https://.")
+            raise ValidationError(_("The return address must start with https://."))
         return url
 
     def _http_allowed(self) -> bool:
@@ -296,7 +306,7 @@ class LinkForm(forms.Form):
         if choice == "custom":
             minutes = cleaned.get("custom_minutes")
             if minutes is None and "custom_minutes" not in self.errors:
-                self.add_error("custom_minutes", "Enter how many minutes the link stays valid.")
+                self.add_error("custom_minutes", _("Enter how many minutes the link stays valid."))
             cleaned["duration_minutes"] = minutes
         elif choice:
             cleaned["duration_minutes"] = int(choice)
@@ -311,25 +321,30 @@ class LinkForm(forms.Form):
             if self.no_sms:
                 self.add_error(
                     "delivery_method",
-                    "This client has asked not to get text messages: choose email or don't send.",
+                    _(
+                        "This client has asked not to get text messages: choose email or "
+                        "don't send."
+                    ),
                 )
             elif not phone and "phone" not in self.errors:
-                self.add_error("phone", "Enter the mobile number the SMS goes to.")
+                self.add_error("phone", _("Enter the mobile number the SMS goes to."))
             elif phone and not can_take_sms(phone, self.practice.country):
                 self.add_error(
                     "phone",
-                    "This is not a mobile number, so a text message can't reach it. Enter a "
-                    f"mobile number (like {_mobile_example(self.practice.country)}), or choose "
-                    "email or don't send.",
+                    _(
+                        "This is not a mobile number, so a text message can't reach it. Enter a "
+                        "mobile number (like %(example)s), or choose email or don't send."
+                    )
+                    % {"example": _mobile_example(self.practice.country)},
                 )
         if method.needs_email:
             if self.no_email:
                 self.add_error(
                     "delivery_method",
-                    "This client has asked not to get emails: choose SMS or don't send.",
+                    _("This client has asked not to get emails: choose SMS or don't send."),
                 )
             elif not cleaned.get("email") and "email" not in self.errors:
-                self.add_error("email", "Enter the email address the link goes to.")
+                self.add_error("email", _("Enter the email address the link goes to."))
 
     def _clean_card_saving(self, cleaned: dict) -> None:
         tokenize = cleaned.get("tokenize") or Tokenize.OFF
@@ -340,13 +355,15 @@ class LinkForm(forms.Form):
             return
         if not cleaned.get("recurring_model"):
             self.add_error(
-                "recurring_model", "Choose how the saved card will be used (needed to save it)."
+                "recurring_model", _("Choose how the saved card will be used (needed to save it).")
             )
         if tokenize == Tokenize.YES and not cleaned.get("consent"):
             self.add_error(
                 "consent",
-                "Saving the card needs the client's consent. Tick this once they have agreed, "
-                "or choose 'Ask the client'.",
+                _(
+                    "Saving the card needs the client's consent. Tick this once they have agreed, "
+                    "or choose 'Ask the client'."
+                ),
             )
 
 
@@ -357,12 +374,14 @@ class InvoiceLinkForm(LinkForm):
     one is waiting is the explicit "Replace", which cancels the old link first."""
 
     replace = forms.ChoiceField(
-        label="This link is",
+        label=gettext_lazy("This link is"),
         required=False,
         widget=forms.RadioSelect,
         error_messages={
-            "invalid_choice": "That link is no longer waiting for payment: look at the "
-            "invoice's links above and choose again."
+            "invalid_choice": gettext_lazy(
+                "That link is no longer waiting for payment: look at the "
+                "invoice's links above and choose again."
+            )
         },
     )
 
@@ -380,7 +399,11 @@ class InvoiceLinkForm(LinkForm):
         self.replaceable = [link for link in self.payable if link.state == PaymentLink.State.ACTIVE]
         currency = self.practice.currency
         self.fields["replace"].choices = [  # type: ignore[attr-defined]
-            ("", f"A new link for what is still free ({formats.money(self.free, currency)})"),
+            (
+                "",
+                _("A new link for what is still free (%(amount)s)")
+                % {"amount": formats.money(self.free, currency)},
+            ),
             *[(str(link.code), self._replace_label(link)) for link in self.replaceable],
         ]
 
@@ -389,10 +412,29 @@ class InvoiceLinkForm(LinkForm):
         maker = (
             link.created_by.get_full_name() or link.created_by.username if link.created_by else ""
         )
-        by = f" by {maker}" if maker else " in Provet" if link.imported else ""
+        words = {
+            "amount": formats.money(link.amount, link.currency),
+            "moment": formats.moment(made),
+            "maker": maker,
+        }
+        if maker:
+            return (
+                _(
+                    "In place of the link for %(amount)s made %(moment)s by %(maker)s "
+                    "(it is cancelled first)"
+                )
+                % words
+            )
+        if link.imported:
+            return (
+                _(
+                    "In place of the link for %(amount)s made %(moment)s in Provet "
+                    "(it is cancelled first)"
+                )
+                % words
+            )
         return (
-            f"In place of the link for {formats.money(link.amount, link.currency)} made "
-            f"{formats.moment(made)}{by} (it is cancelled first)"
+            _("In place of the link for %(amount)s made %(moment)s (it is cancelled first)") % words
         )
 
     def initial_amount(self) -> Decimal | None:
@@ -420,18 +462,29 @@ class InvoiceLinkForm(LinkForm):
     def invoice_problem(invoice: Invoice) -> str:
         """Why no link can be made for this invoice at all, or "" when one can."""
         if invoice.status != InvoiceStatus.FINALIZED:
-            return (
-                f"Invoice {invoice} is {invoice.get_status_display().lower()}: only a finalized "
-                "invoice can be paid. Finalize it in Provet first."
-            )
+            return _(
+                "Invoice %(invoice)s is %(status)s: only a finalized invoice can be paid. "
+                "Finalize it in Provet first."
+            ) % {"invoice": invoice, "status": invoice.get_status_display().lower()}
         if invoice.credit_note:
-            return f"Invoice {invoice} is a credit note: there is nothing to pay."
+            return _("Invoice %(invoice)s is a credit note: there is nothing to pay.") % {
+                "invoice": invoice
+            }
         department = invoice.department
         if department is None or not department.allow_nhp_processing:
-            name = department.name if department else "its department"
-            return f"Provet Pay is not allowed in {name}, so no link can be made for this invoice."
+            if department is None:
+                return _(
+                    "Provet Pay is not allowed in its department, so no link can be made for "
+                    "this invoice."
+                )
+            return _(
+                "Provet Pay is not allowed in %(department)s, so no link can be made for this "
+                "invoice."
+            ) % {"department": department.name}
         if invoice.due_sum <= 0:
-            return f"Nothing is due on invoice {invoice}: it has been paid."
+            return _("Nothing is due on invoice %(invoice)s: it has been paid.") % {
+                "invoice": invoice
+            }
         return ""
 
     def clean(self):
@@ -452,10 +505,10 @@ class InvoiceLinkForm(LinkForm):
 class PrepaymentLinkForm(LinkForm):
     client = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     department = forms.ModelChoiceField(
-        label="Department",
+        label=gettext_lazy("Department"),
         queryset=Department.objects.none(),
-        empty_label="Choose…",
-        error_messages={"required": "Choose the department the prepayment is for."},
+        empty_label=gettext_lazy("Choose…"),
+        error_messages={"required": gettext_lazy("Choose the department the prepayment is for.")},
     )
 
     field_order = ["department", "amount"]
@@ -464,14 +517,17 @@ class PrepaymentLinkForm(LinkForm):
         super().__init__(*args, **kwargs)
         self.fields["department"].queryset = self.practice.departments.all()
         self.fields["department"].label_from_instance = lambda d: (
-            d.name if d.allow_nhp_processing else f"{d.name} (no Provet Pay)"
+            d.name
+            if d.allow_nhp_processing
+            else _("%(department)s (no Provet Pay)") % {"department": d.name}
         )
 
     def clean_department(self) -> Department:
         department = self.cleaned_data["department"]
         if not department.allow_nhp_processing:
             raise ValidationError(
-                f"Provet Pay is not allowed in {department.name}: choose another department."
+                _("Provet Pay is not allowed in %(department)s: choose another department.")
+                % {"department": department.name}
             )
         return department
 
@@ -485,7 +541,8 @@ LAST_DAY = dt.date(2100, 12, 31)
 def _within_reach(day: dt.date) -> None:
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValidationError(
-            f"Pick a date between {FIRST_DAY:%-d %b %Y} and {LAST_DAY:%-d %b %Y}.",
+            _("Pick a date between %(first)s and %(last)s.")
+            % {"first": formats.day(FIRST_DAY), "last": formats.day(LAST_DAY)},
             code="out_of_range",
         )
 

@@ -4,7 +4,10 @@ import datetime as dt
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from clinics import formats
 from clinics.provet import ProvetNotFound
 from paylinks.models import LinkEvent, PaymentLink
 from paylinks.reconcile import reconcile_link
@@ -43,8 +46,8 @@ def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> boo
     paused_until = link.practice.paused_until
     if paused_until and paused_until > now:
         raise PracticePaused(
-            f"Provet Cloud asked PayLinks to wait until "
-            f"{timezone.localtime(paused_until):%H:%M:%S}; the link is checked after that."
+            _("Provet Cloud asked PayLinks to wait until %(time)s; the link is checked after that.")
+            % {"time": formats.time(timezone.localtime(paused_until, link.practice.zone))}
         )
     asks_provet = link.state == PaymentLink.State.UNKNOWN or (
         link.postransaction_id is not None and not link.cancelled_at
@@ -56,7 +59,9 @@ def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> boo
         return True
     changed = read_status(link, source=LinkEvent.Source.USER, user=user, now=now)
     if not changed:
-        link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message="No change")
+        link.event(
+            LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, user, message=gettext_noop("No change")
+        )
     return True
 
 

@@ -29,13 +29,15 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
     if replacement is not None:
         raise AlreadyReplaced(replacement)
     if link.state in PaymentLink.UNDECIDED:
-        raise LinkNotCreated("Wait until PayLinks knows whether this link exists.")
+        raise LinkNotCreated(_("Wait until PayLinks knows whether this link exists."))
     if link.cancelled_at:
-        raise LinkNotCreated("This link was cancelled. Make a new link from the invoice instead.")
+        raise LinkNotCreated(
+            _("This link was cancelled. Make a new link from the invoice instead.")
+        )
     if link.is_open and link.postransaction_id:
         read_status(link, source=LinkEvent.Source.USER, user=user)  # the page may be stale
     if link.payment_status == PaymentStatus.ACCEPTED:
-        raise LinkNotCreated("The client has already paid this link.")
+        raise LinkNotCreated(_("The client has already paid this link."))
     amount = link.amount
     if link.invoice is not None:
         amount = _still_free(link, refresh_invoice(link.practice, link.invoice.provet_id))
@@ -46,14 +48,17 @@ def _still_free(link: PaymentLink, invoice: Invoice) -> Decimal:
     """What a link in this one's place may ask for: what is due on the invoice (just read from
     Provet), less what its other payable links ask for. Raises LinkNotCreated, AlreadyReplaced."""
     if not invoice.is_payable:
-        raise LinkNotCreated(f"Nothing is due on invoice {invoice}: it has been paid.")
+        raise LinkNotCreated(
+            _("Nothing is due on invoice %(invoice)s: it has been paid.") % {"invoice": invoice}
+        )
     amount = invoice.free_amount(replacing=link)
     if amount <= 0:
         replacement = link.live_replacement()  # made while we asked Provet?
         if replacement is not None:
             raise AlreadyReplaced(replacement)
         raise LinkNotCreated(
-            f"Links waiting for payment already ask for everything due on invoice {invoice}."
+            _("Links waiting for payment already ask for everything due on invoice %(invoice)s.")
+            % {"invoice": invoice}
         )
     return amount
 

@@ -89,7 +89,7 @@ def test_the_amount_must_be_positive_with_two_decimals(invoice, amount, message)
 
 
 def test_the_amount_cannot_exceed_what_is_due(invoice):
-    assert "Only 120.50 EUR is due" in errors(invoice_form(invoice, amount="120.51"))["amount"]
+    assert "Only €120.50 is due" in errors(invoice_form(invoice, amount="120.51"))["amount"]
 
 
 def test_a_department_without_provet_pay_is_refused(invoice, department):
@@ -222,8 +222,8 @@ def waiting_link(invoice, department, amount: str) -> PaymentLink:
 def test_a_second_full_link_for_an_invoice_is_refused_at_the_amount(invoice, department):
     waiting_link(invoice, department, "120.50")
     message = errors(invoice_form(invoice))["amount"]
-    assert "already ask for 120.50 of the 120.50 EUR due" in message
-    assert "at most 0.00 EUR is free" in message
+    assert "already ask for €120.50 of the €120.50 due" in message
+    assert "at most €0.00 is free" in message
 
 
 def test_a_bill_can_be_split_up_to_what_is_still_free(invoice, department):
@@ -231,7 +231,7 @@ def test_a_bill_can_be_split_up_to_what_is_still_free(invoice, department):
     form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
     assert (form.free, form.initial_amount()) == (Decimal("20.50"), Decimal("20.50"))
     assert invoice_form(invoice, amount="20.50").is_valid()
-    assert "at most 20.50 EUR is free" in errors(invoice_form(invoice, amount="20.51"))["amount"]
+    assert "at most €20.50 is free" in errors(invoice_form(invoice, amount="20.51"))["amount"]
 
 
 def test_replacing_the_waiting_link_frees_what_it_asked_for(invoice, department):
@@ -317,7 +317,7 @@ def test_a_link_awaiting_review_counts_once_for_each_provet_link_it_could_be(inv
         state=PaymentLink.State.UNKNOWN, needs_review=True, review_candidates=[11, 12]
     )
     assert invoice.asked_for() == Decimal("120.00")  # either candidate can still be paid
-    assert "at most 0.50 EUR is free" in errors(invoice_form(invoice, amount="60.00"))["amount"]
+    assert "at most €0.50 is free" in errors(invoice_form(invoice, amount="60.00"))["amount"]
 
 
 def test_the_replace_choices_name_amounts_and_times_the_reader_s_way(invoice, department):

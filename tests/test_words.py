@@ -216,3 +216,17 @@ def test_the_link_page_timeline_says_what_happened(client, synced_practice, riik
 def test_delivery_says_which_way_the_link_went(synced_practice, riikka, method, status, words):
     link = make_link(synced_practice, riikka, delivery_method=method, delivery_status=status)
     assert delivery_words(link).startswith(words)
+
+
+def test_a_stored_message_reads_in_the_reader_s_language():
+    """Events store messages in English; the fixed ones are shown translated."""
+    from django.utils import translation
+
+    from paylinks.templatetags.link_words import _stored
+
+    with translation.override("fi"):
+        assert _stored("No change") != "No change"
+        assert _stored("Found in Provet after the lost answer (postransaction 7)") == (
+            "Found in Provet after the lost answer (postransaction 7)"
+        )
+    assert _stored("") == ""

@@ -145,7 +145,7 @@ def event_words(event: LinkEvent) -> EventWords:
     `record_cancelled` and their callers)."""
     link = event.link
     kind = event.kind
-    title, detail = _("Something happened"), event.message
+    title, detail = _("Something happened"), _stored(event.message)
     if kind == LinkEvent.Kind.CREATED:
         title, detail = _created(link)
     elif kind == LinkEvent.Kind.RECONCILED:
@@ -164,7 +164,7 @@ def event_words(event: LinkEvent) -> EventWords:
         title, detail = _payment(_value(PaymentStatus, event.new_value), link)
     elif kind == LinkEvent.Kind.REFRESHED:
         title = _("Checked by hand")
-        detail = _("No change") if event.message == "No change" else event.message
+        detail = _stored(event.message)
     elif kind == LinkEvent.Kind.REISSUED:
         automatic = event.source == LinkEvent.Source.SYSTEM and link.sent_automatically
         title = _("Sent again automatically") if automatic else _("Sent again")
@@ -193,7 +193,7 @@ def _created(link: PaymentLink) -> tuple[str, str]:
 
 def _found(event: LinkEvent, link: PaymentLink) -> tuple[str, str]:
     if event.source == LinkEvent.Source.USER:
-        return _("Matched to its Provet link by hand"), event.message
+        return _("Matched to its Provet link by hand"), _stored(event.message)
     if link.imported:
         return _("Found on the invoice in Provet"), _("Someone made it in Provet itself.")
     return _("Found in Provet"), _("The link exists: Provet's answer had been lost on the way.")
@@ -218,8 +218,8 @@ def _cancelled(event: LinkEvent) -> tuple[str, str]:
     if event.message == "Cancelled to be replaced by a new link":
         return _("Cancelled"), _("A new link replaces it.")
     if event.message.startswith("Cancelled postransaction"):
-        return _("Duplicate cancelled in Provet"), event.message
-    return _("Cancelled"), event.message or _("The client can no longer pay with it.")
+        return _("Duplicate cancelled in Provet"), _stored(event.message)
+    return _("Cancelled"), _stored(event.message) or _("The client can no longer pay with it.")
 
 
 def _problem(event: LinkEvent) -> str:
@@ -268,3 +268,10 @@ def _labels(choices) -> dict[str, object]:
             with translation.override(language):
                 known[str(value.label)] = value
     return known
+
+
+def _stored(message: str) -> str:
+    """An event's stored message, in the reader's language: messages are stored in English,
+    and the fixed ones are in the catalogs (gettext_noop where they are written); one with
+    ids or amounts in it reads in English."""
+    return _(message) if message else ""

@@ -74,13 +74,27 @@
     if (whole === "0" && cents === "00") return null;
     return whole + "." + cents;
   }
+  // The amount as the page's language writes it (€12.50, 12,50 €), in the sentence the server
+  // translated: data-sentence="The link will ask for {amount}".
+  function moneyOf(amount, currency) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, {
+        style: "currency",
+        currency: currency
+      }).format(Number(amount));
+    } catch (error) {
+      return amount + " " + currency;  // an unknown language tag or currency: still readable
+    }
+  }
   function showCharge() {
     document.querySelectorAll("[data-charge]").forEach(function (line) {
       var output = line.querySelector("output");
       var input = document.getElementById(output.getAttribute("for"));
-      if (!input) return;
+      var sentence = line.getAttribute("data-sentence");
+      if (!input || !sentence) return;
       var amount = amountOf(input.value);
-      output.textContent = amount ? amount + " " + line.getAttribute("data-currency") : "—";
+      var shown = amount ? moneyOf(amount, line.getAttribute("data-currency")) : "—";
+      output.textContent = sentence.split("{amount}").join(shown);
     });
   }
   document.addEventListener("input", function (event) {

@@ -81,7 +81,7 @@ def test_an_amount_typed_with_a_decimal_comma_is_charged_as_meant(
     page.get_by_role("radio", name=DONT_SEND).check()
 
     charge = page.get_by_text("The link will ask for")
-    expect(charge).to_have_text("The link will ask for 12.50 EUR")
+    expect(charge).to_have_text("The link will ask for €12.50")
     screenshot(page, f"amount_comma_{locale}")
     page.get_by_role("button", name="Create link").click()
 
