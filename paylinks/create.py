@@ -32,7 +32,15 @@ from clinics.provet import (
 from clinics.provet.types import PosTransaction
 from clinics.sync import explain
 from paylinks.cancel import CannotCancel, cancel_link
-from paylinks.models import Invoice, LinkEvent, PaymentLink, PaymentStatus, Prepayment, Tokenize
+from paylinks.models import (
+    Invoice,
+    LinkEvent,
+    PaymentLink,
+    PaymentStatus,
+    Prepayment,
+    Said,
+    Tokenize,
+)
 from paylinks.reconcile import reconcile_link
 
 # Provet Pay's fixed codes (reference: "Payment type should be 5003 and transaction type 4").
@@ -158,7 +166,10 @@ def create_link(draft: LinkDraft) -> PaymentLink:
                 LinkEvent.Kind.ERROR,
                 draft.source,
                 draft.created_by,
-                message=f"Cancelled, but the link to replace it was not made: {refused.english}",
+                message=Said(
+                    gettext_noop("Cancelled, but the link to replace it was not made: %(why)s"),
+                    {"why": refused.english},
+                ),
             )
         raise
     _note_replacement(draft, link)
@@ -227,7 +238,10 @@ def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
             LinkEvent.Kind.REISSUED,
             draft.source,
             draft.created_by,
-            message=f"Replaced by a new link for {link.amount} {link.currency}",
+            message=Said(
+                gettext_noop("Replaced by a new link for %(amount)s"),
+                {"amount": str(link.amount), "currency": link.currency},
+            ),
         )
 
 
@@ -280,7 +294,10 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
             LinkEvent.Kind.ERROR,
             draft.source,
             draft.created_by,
-            message=f"Not replaced: Provet did not confirm the cancel ({why}).",
+            message=Said(
+                gettext_noop("Not replaced: Provet did not confirm the cancel (%(why)s)."),
+                {"why": why},
+            ),
         )
         raise LinkNotCreated(
             _(

@@ -2,7 +2,9 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
@@ -455,9 +457,15 @@ class PaymentLink(models.Model):
         for field in self._meta.concrete_fields:
             setattr(self, field.attname, getattr(saved, field.attname))
 
-    def event(self, kind: str, source: str, user=None, old="", new="", message="") -> "LinkEvent":
+    def event(
+        self, kind: str, source: str, user=None, old="", new="", message: "str | Said" = ""
+    ) -> "LinkEvent":
         """Write an event of `self` as it is now. What the event causes (the outgoing event of
         paylinks/outbox.py) is written in the same transaction, or neither is."""
+        if isinstance(message, Said):
+            text, template, values = message.english(), message.template, message.values
+        else:
+            text, template, values = message, "", {}
         with transaction.atomic(savepoint=False):
             return LinkEvent.objects.create(
                 link=self,
@@ -466,7 +474,9 @@ class PaymentLink(models.Model):
                 user=user,
                 old_value=str(old),
                 new_value=str(new),
-                message=message,
+                message=text,
+                message_template=template,
+                message_values=values,
             )
 
     def adopt(
@@ -476,7 +486,7 @@ class PaymentLink(models.Model):
         source: str,
         kind: str = "created",
         user=None,
-        message: str = "",
+        message: "str | Said" = "",
         failed_too: bool = False,
     ) -> None:
         """Take Provet's postransaction as this link's own (after a POST or a reconciliation).
@@ -648,7 +658,7 @@ class PaymentLink(models.Model):
             )
         self._refresh_from(link)
 
-    def record_cancelled(self, *, user, source: str, message: str = "") -> None:
+    def record_cancelled(self, *, user, source: str, message: "str | Said" = "") -> None:
         """Provet has deleted the postransaction: the link can no longer be paid.
 
         A link that is already over (paid, expired, failed) keeps its ending: Provet refuses to
@@ -710,6 +720,25 @@ class _LinkFigures(Mapping[str, Q]):
 LINK_FIGURES: Mapping[str, Q] = _LinkFigures()
 
 
+@dataclass(frozen=True)
+class Said:
+    """A LinkEvent's message with values in it (ids, amounts, Provet's own words): stored in
+    English, shown in the reader's language. `template` is marked with gettext_noop where it is
+    written; `amount` with `currency` among the values is shown in the reader's money format.
+
+        link.event(kind, source, message=Said(gettext_noop("… %(id)s …"), {"id": 7}))
+    """
+
+    template: str
+    values: dict[str, Any]
+
+    def english(self) -> str:
+        values = dict(self.values)
+        if "currency" in values:
+            values["amount"] = f"{values['amount']} {values.pop('currency')}"
+        return self.template % values
+
+
 class LinkEvent(models.Model):
     """Append-only history of a link: the audit trail and the funnel."""
 
@@ -737,7 +766,10 @@ class LinkEvent(models.Model):
     )
     old_value = models.CharField(max_length=100, blank=True)
     new_value = models.CharField(max_length=100, blank=True)
-    message = models.TextField(blank=True)
+    message = models.TextField(blank=True)  # in English
+    # A message with values (`Said`): its template and values, to show it in any language.
+    message_template = models.TextField(blank=True)
+    message_values = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 
 from clinics.provet import ProvetClient, ProvetError, ProvetNotFound
 from clinics.provet.types import PosTransaction, id_from_url
-from paylinks.models import LinkEvent, PaymentLink
+from paylinks.models import LinkEvent, PaymentLink, Said
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ def reconcile_link(link: PaymentLink, now: dt.datetime | None = None) -> None:
             sure[0],
             source=LinkEvent.Source.SYSTEM,
             kind=LinkEvent.Kind.RECONCILED,
-            message=f"Found in Provet after the lost answer (postransaction {sure[0].id})",
+            message=Said(
+                gettext_noop("Found in Provet after the lost answer (postransaction %(id)s)"),
+                {"id": sure[0].id},
+            ),
         )
     elif sure or unsure:
         ids = ", ".join(str(m.id) for m in sure or unsure)
@@ -95,7 +98,10 @@ def look_again_at_failed(link: PaymentLink, now: dt.datetime) -> bool:
         sure[0],
         source=LinkEvent.Source.SYSTEM,
         kind=LinkEvent.Kind.RECONCILED,
-        message=f"Found in Provet after all, on the nightly check (postransaction {sure[0].id})",
+        message=Said(
+            gettext_noop("Found in Provet after all, on the nightly check (postransaction %(id)s)"),
+            {"id": sure[0].id},
+        ),
         failed_too=True,
     )
     return True

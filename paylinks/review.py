@@ -18,12 +18,13 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from clinics.models import Membership
 from clinics.provet import ProvetClient, ProvetNotFound, ProvetValidationError
 from clinics.provet.types import PosTransaction
 from paylinks.access import role_in
-from paylinks.models import DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus, Said
 
 REVIEWERS = {Membership.Role.MANAGER, Membership.Role.ADMIN}
 
@@ -155,9 +156,20 @@ def choose(link: PaymentLink, postransaction_id: int, user) -> list[Candidate]:
         )
 
     rest = [pk for pk in ids if pk != postransaction_id]
-    message = f"Chosen by {_name(user)}: postransaction {postransaction_id} is this link."
+    chosen = {"name": _name(user), "id": postransaction_id}
     if rest:
-        message += f" The others that matched: {', '.join(str(pk) for pk in rest)}."
+        others = ", ".join(str(pk) for pk in rest)
+        message = Said(
+            gettext_noop(
+                "Chosen by %(name)s: postransaction %(id)s is this link. "
+                "The others that matched: %(others)s."
+            ),
+            chosen | {"others": others},
+        )
+    else:
+        message = Said(
+            gettext_noop("Chosen by %(name)s: postransaction %(id)s is this link."), chosen
+        )
     try:
         link.adopt(
             posted,
@@ -258,20 +270,29 @@ def _cancel_one(
             return _refused_paid(link, pk, owner, now, user)
         words = "; ".join(m for ms in error.flat_errors().values() for m in ms)
         # The timeline keeps it in English; the person pressing reads it in their language.
-        message = f"Provet Cloud would not cancel postransaction {pk}: {words}"
-        link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=message)
+        refused = Said(
+            gettext_noop("Provet Cloud would not cancel postransaction %(id)s: %(reasons)s"),
+            {"id": pk, "reasons": words},
+        )
+        link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=refused)
         shown = _("Provet Cloud would not cancel postransaction %(id)s: %(reasons)s") % {
             "id": pk,
             "reasons": words,
         }
         return Outcome(pk, False, shown)
-    message = f"Cancelled postransaction {pk} in Provet: a duplicate of this link."
-    link.event(LinkEvent.Kind.CANCELLED, LinkEvent.Source.USER, user, message=message)
+    cancelled = Said(
+        gettext_noop("Cancelled postransaction %(id)s in Provet: a duplicate of this link."),
+        {"id": pk},
+    )
+    link.event(LinkEvent.Kind.CANCELLED, LinkEvent.Source.USER, user, message=cancelled)
     if owner is not None:
         owner.record_cancelled(
             user=user,
             source=LinkEvent.Source.USER,
-            message=f"A duplicate of link {link.code}, cancelled from its review",
+            message=Said(
+                gettext_noop("A duplicate of link %(code)s, cancelled from its review"),
+                {"code": str(link.code)},
+            ),
         )
     shown = _("Cancelled postransaction %(id)s in Provet: a duplicate of this link.") % {"id": pk}
     return Outcome(pk, True, shown)
@@ -280,11 +301,14 @@ def _cancel_one(
 def _refused_paid(
     link: PaymentLink, pk: int, owner: PaymentLink | None, posted: PosTransaction, user
 ) -> Outcome:
-    message = (
-        f"Did not cancel postransaction {pk} in Provet: the client has already paid it. "
-        "If it was a duplicate, refund it in Provet."
+    refused = Said(
+        gettext_noop(
+            "Did not cancel postransaction %(id)s in Provet: the client has already paid it. "
+            "If it was a duplicate, refund it in Provet."
+        ),
+        {"id": pk},
     )
-    link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=message)
+    link.event(LinkEvent.Kind.ERROR, LinkEvent.Source.USER, user, message=refused)
     if owner is not None:
         owner.record_status(posted, source=LinkEvent.Source.USER, user=user)
     shown = _(

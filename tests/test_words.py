@@ -218,15 +218,33 @@ def test_delivery_says_which_way_the_link_went(synced_practice, riikka, method, 
     assert delivery_words(link).startswith(words)
 
 
-def test_a_stored_message_reads_in_the_reader_s_language():
-    """Events store messages in English; the fixed ones are shown translated."""
+def test_a_stored_message_is_english_in_the_database_and_the_reader_s_language_on_screen(
+    synced_practice, riikka
+):
+    """Events store messages in English; the page shows them translated, values and all."""
     from django.utils import translation
+    from django.utils.translation import gettext_noop
 
-    from paylinks.templatetags.link_words import _stored
+    from paylinks.models import Said
+    from paylinks.templatetags.link_words import _said
 
+    link = make_link(synced_practice, riikka)
     with translation.override("fi"):
-        assert _stored("No change") != "No change"
-        assert _stored("Found in Provet after the lost answer (postransaction 7)") == (
-            "Found in Provet after the lost answer (postransaction 7)"
+        link.event(LinkEvent.Kind.REFRESHED, LinkEvent.Source.USER, message="No change")
+        replaced = link.event(
+            LinkEvent.Kind.REISSUED,
+            LinkEvent.Source.USER,
+            message=Said(
+                gettext_noop("Replaced by a new link for %(amount)s"),
+                {"amount": "1210.66", "currency": "EUR"},
+            ),
         )
-    assert _stored("") == ""
+    replaced.refresh_from_db()
+    assert replaced.message == "Replaced by a new link for 1210.66 EUR"
+    no_change = link.events.get(kind=LinkEvent.Kind.REFRESHED)
+    assert no_change.message == "No change"
+    with translation.override("fi"):
+        assert _said(no_change) not in ("", "No change")
+        shown = _said(replaced)
+        assert "1\xa0210,66\xa0€" in shown and "Replaced" not in shown
+    assert _said(replaced) == "Replaced by a new link for €1,210.66"

@@ -6,6 +6,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 
 from django import template
@@ -145,7 +146,7 @@ def event_words(event: LinkEvent) -> EventWords:
     `record_cancelled` and their callers)."""
     link = event.link
     kind = event.kind
-    title, detail = _("Something happened"), _stored(event.message)
+    title, detail = _("Something happened"), _said(event)
     if kind == LinkEvent.Kind.CREATED:
         title, detail = _created(link)
     elif kind == LinkEvent.Kind.RECONCILED:
@@ -164,7 +165,7 @@ def event_words(event: LinkEvent) -> EventWords:
         title, detail = _payment(_value(PaymentStatus, event.new_value), link)
     elif kind == LinkEvent.Kind.REFRESHED:
         title = _("Checked by hand")
-        detail = _stored(event.message)
+        detail = _said(event)
     elif kind == LinkEvent.Kind.REISSUED:
         automatic = event.source == LinkEvent.Source.SYSTEM and link.sent_automatically
         title = _("Sent again automatically") if automatic else _("Sent again")
@@ -193,7 +194,7 @@ def _created(link: PaymentLink) -> tuple[str, str]:
 
 def _found(event: LinkEvent, link: PaymentLink) -> tuple[str, str]:
     if event.source == LinkEvent.Source.USER:
-        return _("Matched to its Provet link by hand"), _stored(event.message)
+        return _("Matched to its Provet link by hand"), _said(event)
     if link.imported:
         return _("Found on the invoice in Provet"), _("Someone made it in Provet itself.")
     return _("Found in Provet"), _("The link exists: Provet's answer had been lost on the way.")
@@ -218,8 +219,8 @@ def _cancelled(event: LinkEvent) -> tuple[str, str]:
     if event.message == "Cancelled to be replaced by a new link":
         return _("Cancelled"), _("A new link replaces it.")
     if event.message.startswith("Cancelled postransaction"):
-        return _("Duplicate cancelled in Provet"), _stored(event.message)
-    return _("Cancelled"), _stored(event.message) or _("The client can no longer pay with it.")
+        return _("Duplicate cancelled in Provet"), _said(event)
+    return _("Cancelled"), _said(event) or _("The client can no longer pay with it.")
 
 
 def _problem(event: LinkEvent) -> str:
@@ -270,8 +271,13 @@ def _labels(choices) -> dict[str, object]:
     return known
 
 
-def _stored(message: str) -> str:
-    """An event's stored message, in the reader's language: messages are stored in English,
-    and the fixed ones are in the catalogs (gettext_noop where they are written); one with
-    ids or amounts in it reads in English."""
-    return _(message) if message else ""
+def _said(event: LinkEvent) -> str:
+    """An event's message in the reader's language. Messages are stored in English; the fixed
+    ones are in the catalogs (gettext_noop where they are written), and one with values in it
+    keeps its template and values (`Said`), amounts shown in the reader's money format."""
+    if event.message_template:
+        values = dict(event.message_values)
+        if "currency" in values:
+            values["amount"] = formats.money(Decimal(values["amount"]), values.pop("currency"))
+        return _(event.message_template) % values
+    return _(event.message) if event.message else ""
