@@ -174,6 +174,8 @@ if EMAIL_URL:
 elif not PRODUCTION:
     # Development: e-mails (the weekly summary) are printed where the worker runs.
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+SENDS_EMAIL = bool(EMAIL_URL) or not PRODUCTION
+EMAIL_TIMEOUT = 20  # seconds: a mail server that hangs must not hold a worker (or a lock)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PayLinks <paylinks@localhost>")
 # Where people open PayLinks, for the links in e-mails (the weekly summary).
 PAYLINKS_SITE_URL = env_str("PAYLINKS_SITE_URL", "" if PRODUCTION else "http://127.0.0.1:8000")

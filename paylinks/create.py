@@ -83,7 +83,9 @@ class LinkDraft:
     tokenize: str
     recurring_model: str
     consent: bool
-    created_by: Any  # the signed-in staff member; None when PayLinks itself sends it
+    # The staff member the link is made for: the signed-in one, or, for the automatic
+    # follow-up, whoever made the link it sends again (their link, their notices).
+    created_by: Any
     idempotency_key: str
     invoice: Invoice | None = None
     client_provet_id: int | None = None
@@ -97,6 +99,11 @@ class LinkDraft:
     def source(self) -> str:
         """Who the link's events say acted."""
         return LinkEvent.Source.SYSTEM if self.sent_automatically else LinkEvent.Source.USER
+
+    @property
+    def actor(self) -> Any:
+        """The person the link's events name: nobody when PayLinks sends it by itself."""
+        return None if self.sent_automatically else self.created_by
 
 
 class LinkNotCreated(Exception):
@@ -118,7 +125,7 @@ def _refused(
     """A LinkNotCreated whose `words` (gettext and its placeholders) are said in the page's
     language and remembered in English, for the timeline of the link it was to replace."""
     refused = LinkNotCreated(words(), field_errors)
-    with translation.override(None):
+    with translation.override("en"):
         refused.english = words()
     return refused
 
@@ -165,7 +172,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             draft.replaces.event(
                 LinkEvent.Kind.ERROR,
                 draft.source,
-                draft.created_by,
+                draft.actor,
                 message=Said(
                     gettext_noop("Cancelled, but the link to replace it was not made: %(why)s"),
                     {"why": refused.english},
@@ -179,7 +186,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
         link.adopt(
             posted,
             source=draft.source,
-            user=draft.created_by,
+            user=draft.actor,
             kind=LinkEvent.Kind.CREATED,
             message=_created_message(link),
         )
@@ -237,7 +244,7 @@ def _note_replacement(draft: LinkDraft, link: PaymentLink) -> None:
         draft.replaces.event(
             LinkEvent.Kind.REISSUED,
             draft.source,
-            draft.created_by,
+            draft.actor,
             message=Said(
                 gettext_noop("Replaced by a new link for %(amount)s"),
                 {"amount": str(link.amount), "currency": link.currency},
@@ -277,7 +284,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     try:
         cancel_link(
             old,
-            user=draft.created_by,
+            user=draft.actor,
             source=draft.source,
             message="Cancelled to be replaced by a new link",
         )
@@ -288,12 +295,12 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
         ) from refusal
     except ProvetError as error:
         _discard(link)
-        with translation.override(None):  # stored: in English, whoever's page it was
+        with translation.override("en"):  # stored: in English, whoever's page it was
             why = explain(error)
         old.event(
             LinkEvent.Kind.ERROR,
             draft.source,
-            draft.created_by,
+            draft.actor,
             message=Said(
                 gettext_noop("Not replaced: Provet did not confirm the cancel (%(why)s)."),
                 {"why": why},
@@ -398,6 +405,11 @@ def _reserve(draft: LinkDraft) -> tuple[PaymentLink, bool]:
             description=draft.prepayment_description,
         )
     consent = draft.consent and draft.tokenize == Tokenize.YES
+    consent_by, consent_at = (draft.actor, timezone.now()) if consent else (None, None)
+    if consent and draft.sent_automatically and draft.replaces is not None:
+        # Sent again by itself: the consent is the one recorded for the link it replaces.
+        consent_by = draft.replaces.consent_recorded_by
+        consent_at = draft.replaces.consent_recorded_at
     link = PaymentLink.objects.create(
         practice=draft.practice,
         invoice=draft.invoice,
@@ -414,8 +426,8 @@ def _reserve(draft: LinkDraft) -> tuple[PaymentLink, bool]:
         return_url=draft.return_url,
         tokenize=draft.tokenize,
         recurring_model=draft.recurring_model if draft.tokenize else "",
-        consent_recorded_by=draft.created_by if consent else None,
-        consent_recorded_at=timezone.now() if consent else None,
+        consent_recorded_by=consent_by,
+        consent_recorded_at=consent_at,
         created_by=draft.created_by,
         idempotency_key=draft.idempotency_key,
         replaces=draft.replaces,

@@ -26,7 +26,7 @@ from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
 from clinics.sync import explain
 from paylinks.create import AlreadyReplaced, LinkNotCreated
-from paylinks.models import DeliveryMethod, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
 from paylinks.reissue import send_again_automatically
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,8 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
         )
         .not_replaced()
         .exclude(Exists(waiting))
+        # An address that could not be reached would not be reached again.
+        .exclude(delivery_status=DeliveryStatus.FAILED)
         .annotate(
             automatic=Count(
                 "invoice__links",

@@ -93,14 +93,14 @@ class RecurringModel(models.TextChoices):
 
 
 def _state(value: str) -> str:
-    with translation.override(None):
+    with translation.override("en"):
         return str(PaymentLink.State(value).label)
 
 
 def _label(choices, value: int | None) -> str:
     if value is None:
         return ""
-    with translation.override(None):
+    with translation.override("en"):
         return str(choices(value).label)
 
 

@@ -82,7 +82,7 @@ def send_again_automatically(link: PaymentLink) -> PaymentLink:
     method = method_the_client_accepts(link.delivery_method, invoice)
     if method is None:
         raise LinkNotCreated(_("The client doesn't want links by SMS or e-mail any more."))
-    draft = _draft_like(link, user=None, amount=amount, key=_automatic_key())
+    draft = _draft_like(link, user=link.created_by, amount=amount, key=_automatic_key())
     draft.sent_automatically = True
     draft.delivery_method = method
     draft.email = draft.email if DeliveryMethod(method).needs_email else ""

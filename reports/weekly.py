@@ -75,6 +75,8 @@ def claim_week(profile: Profile, monday: dt.date) -> bool:
 
 def send_weekly_summaries(now: dt.datetime | None = None) -> int:
     """The hourly task: send the week's summary to everyone it is due to; answer how many."""
+    if not settings.SENDS_EMAIL:
+        return 0  # production without EMAIL_URL: nobody can be sent anything
     now = now or timezone.now()
     profiles = (
         Profile.objects.filter(weekly_summary=True, user__is_active=True)
@@ -103,10 +105,14 @@ def send_weekly_summary(
     if not weeks:
         return False
     monday = max(week for week in weeks if week is not None)
+    if profile.weekly_summary_sent_for == monday:
+        return False
+    # Built before the claim's transaction: on SQLite that transaction holds the write lock,
+    # so only the claim and the send (which undoes the claim if it fails) are inside it.
+    message = summary_message(profile, practices, monday)
     with transaction.atomic():
         if not claim(profile, monday):
             return False
-        message = summary_message(profile, practices, monday)
         message.send()
     logger.info("weekly summary of %s sent to user %s", monday, profile.user_id)
     return True

@@ -15,7 +15,7 @@ from clinics.models import Practice
 from paylinks import create, tasks
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.followups import follow_up_practice
-from paylinks.models import DeliveryMethod, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.refresh import read_status
 from paylinks.reissue import send_again_automatically
 from sandbox import clock
@@ -85,7 +85,7 @@ def test_an_expired_link_is_sent_again_once_inside_opening_hours(expired):
     assert report.sent == [new]
     assert new.sent_automatically
     assert new.state == PaymentLink.State.ACTIVE
-    assert new.created_by is None
+    assert new.created_by == expired.created_by  # her link, sent again for her
     assert (new.amount, new.delivery_method, new.phone) == (
         expired.invoice.due_sum,
         DeliveryMethod.SMS,
@@ -111,6 +111,12 @@ def test_nothing_is_sent_outside_opening_hours(expired):
         assert follow_up_practice(expired.practice, now=local(expired, moment)).sent == []
     assert sent_again(expired) == []
     assert posted_in_provet(expired) == before
+
+
+def test_nothing_is_sent_to_an_address_that_could_not_be_reached(expired):
+    PaymentLink.objects.filter(pk=expired.pk).update(delivery_status=DeliveryStatus.FAILED)
+    follow_up_practice(expired.practice, now=local(expired, dt.time(10)))
+    assert sent_again(expired) == []
 
 
 def test_nothing_is_sent_on_a_day_the_practice_is_closed(expired):

@@ -21,6 +21,7 @@ from paylinks.models import (
     PaymentStatus,
 )
 from paylinks.refresh import read_status
+from paylinks.reissue import send_again
 from sandbox import clock, control
 from sandbox.models import Invoice as ProvetInvoice
 from sandbox.models import PhoneNumber, PosTransaction
@@ -197,6 +198,16 @@ def test_an_expired_link_says_so_and_a_late_payment_is_noticed_after_it(invoice,
     assert shown(response) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
     # On the next page, the link's two events are one notice: it was paid.
     assert shown(notices_page(client)) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
+
+
+def test_an_expired_link_sent_again_is_no_longer_news(invoice, receptionist):
+    """Expired unpaid is what the lists and the dashboard call it: not once sent again."""
+    link = link_for(invoice, receptionist)
+    expire(link)
+    client = logged_in(receptionist)
+    assert shown(notices_page(client)) == [f"Link for invoice {invoice} expired unpaid"]
+    send_again(link, user=receptionist, idempotency_key="again-1")
+    assert shown(notices_page(client)) == []
 
 
 def test_an_sms_that_could_not_be_delivered_is_noticed(invoice, receptionist):

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.utils import translation
 
 from clinics.models import Membership, Profile
@@ -107,6 +108,16 @@ def test_nothing_goes_outside_monday_morning_in_the_practice_s_time_zone(
 def test_monday_morning_is_the_practice_s_not_utc_s(synced_practice, manager_who_asked):
     """07:00 in Helsinki is 05:00 UTC."""
     assert send_weekly_summaries(dt.datetime(2025, 3, 10, 5, 30, tzinfo=dt.UTC)) == 1
+
+
+def test_nothing_is_tried_where_no_e_mail_can_be_sent(settings, synced_practice, manager_who_asked):
+    """Production without EMAIL_URL: no e-mail, no claim, and no box to tick."""
+    settings.SENDS_EMAIL = False
+    assert send_weekly_summaries(dt.datetime(2025, 3, 10, 5, 30, tzinfo=dt.UTC)) == 0
+    assert Profile.objects.get(pk=manager_who_asked.pk).weekly_summary_sent_for is None
+    client = Client()
+    client.force_login(manager_who_asked.user)
+    assert 'name="weekly_summary"' not in client.get("/profile/").content.decode()
 
 
 def test_each_week_goes_once_however_often_the_hour_comes(synced_practice, manager_who_asked):

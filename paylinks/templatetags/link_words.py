@@ -167,7 +167,8 @@ def event_words(event: LinkEvent) -> EventWords:
         title = _("Checked by hand")
         detail = _said(event)
     elif kind == LinkEvent.Kind.REISSUED:
-        automatic = event.source == LinkEvent.Source.SYSTEM and link.sent_automatically
+        # The event is on the link sent again; the automatic follow-up writes it as PayLinks.
+        automatic = event.source == LinkEvent.Source.SYSTEM
         title = _("Sent again automatically") if automatic else _("Sent again")
     elif kind == LinkEvent.Kind.CANCELLED:
         title, detail = _cancelled(event)

@@ -27,6 +27,7 @@ from clinics import formats
 from clinics.models import Practice
 from paylinks.access import current_practice, practices_for
 from paylinks.models import (
+    LINK_FIGURES,
     DeliveryMethod,
     DeliveryStatus,
     LinkEvent,
@@ -81,11 +82,10 @@ def notice_events(user, practice: Practice, after: int | None = None) -> QuerySe
     failed_delivery = Q(
         kind=LinkEvent.Kind.DELIVERY_CHANGED, link__delivery_status=DeliveryStatus.FAILED
     )
-    # "Expired unpaid" would mislead once the invoice was paid some other way (superseded).
-    superseded = Q(
-        link__payment_status=PaymentStatus.EXPIRED,
-        link__invoice__isnull=False,
-        link__invoice__due_sum__lte=0,
+    # "Expired unpaid" only while it is (LINK_FIGURES, as the lists and dashboard say): not once
+    # it was sent again or cancelled, or the invoice was paid some other way (superseded).
+    superseded = Q(link__payment_status=PaymentStatus.EXPIRED) & ~Q(
+        link__in=PaymentLink.objects.filter(LINK_FIGURES["expired"])
     )
     dismissed = NoticeDismissal.objects.filter(
         user=user, link=OuterRef("link"), kind=OuterRef("notice_kind")

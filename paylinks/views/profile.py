@@ -44,7 +44,7 @@ def profile_page(request: HttpRequest) -> HttpResponse:
         _switch_to(request, profile.language)
         messages.success(request, _("Your settings are saved."))
         return redirect("profile")
-    return render(request, "profile.html", {"form": form})
+    return render(request, "profile.html", {"form": form, "sends_email": settings.SENDS_EMAIL})
 
 
 @login_required
