@@ -26,7 +26,7 @@ from clinics.models import Practice
 from clinics.provet import ProvetError
 from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.invoices import refresh_due_sums
-from paylinks.models import DriftFinding, Invoice, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.models import DriftFinding, Invoice, LinkEvent, PaymentLink, PaymentStatus, Said
 from paylinks.reconcile import look_again_at_failed
 from paylinks.refresh import read_status
 
@@ -49,7 +49,7 @@ Kind = DriftFinding.Kind
 @dataclass(frozen=True)
 class Mismatch:
     kind: str
-    message: str
+    message: Said
     invoice_id: int | None = None
     link_id: int | None = None
 
@@ -164,8 +164,18 @@ def find_mismatches(practice: Practice, now: dt.datetime) -> list[Mismatch]:
         found.append(
             Mismatch(
                 Kind.PAID_LINK_INVOICE_DUE,
-                f"Invoice {invoice} still shows {invoice.due_sum} due although links paid "
-                f"{invoice.paid_by_links}: check the payment was allocated in Provet.",
+                Said(
+                    gettext_noop(
+                        "Invoice %(invoice)s still shows %(due_amount)s due although links paid "
+                        "%(paid_amount)s: check the payment was allocated in Provet."
+                    ),
+                    {
+                        "invoice": str(invoice),
+                        "due_amount": str(invoice.due_sum),
+                        "paid_amount": str(invoice.paid_by_links),
+                        "currency": practice.currency,
+                    },
+                ),
                 invoice.pk,
                 link.pk,
             )
@@ -174,8 +184,17 @@ def find_mismatches(practice: Practice, now: dt.datetime) -> list[Mismatch]:
         found.append(
             Mismatch(
                 Kind.PAID_INVOICE_OPEN_LINKS,
-                f"Invoice {link.invoice} is paid but this {link.amount} link is still open: "
-                "cancel it so the client isn't asked to pay twice.",
+                Said(
+                    gettext_noop(
+                        "Invoice %(invoice)s is paid but this %(amount)s link is still open: "
+                        "cancel it so the client isn't asked to pay twice."
+                    ),
+                    {
+                        "invoice": str(link.invoice),
+                        "amount": str(link.amount),
+                        "currency": link.currency,
+                    },
+                ),
                 link.invoice_id,
                 link.pk,
             )
@@ -189,8 +208,7 @@ def find_mismatches(practice: Practice, now: dt.datetime) -> list[Mismatch]:
         found.append(
             Mismatch(
                 Kind.UNKNOWN_TOO_LONG,
-                f"Whether Provet made this {link.amount} link for {link.subject} is still "
-                f"unknown: {link.last_error or 'check it in Provet'}",
+                _still_unknown(link),
                 link.invoice_id,
                 link.pk,
             )
@@ -215,14 +233,51 @@ def _record(practice: Practice, found: list[Mismatch], now: dt.datetime) -> list
                     kind=mismatch.kind,
                     invoice_id=mismatch.invoice_id,
                     link_id=mismatch.link_id,
-                    message=mismatch.message[:300],
                     found_at=now,
+                    **_message_fields(mismatch.message),
                 )
-            elif finding.message != mismatch.message[:300]:
-                finding.message = mismatch.message[:300]
-                finding.save(update_fields=["message"])
+            elif finding.message_values != mismatch.message.values:
+                for name, value in _message_fields(mismatch.message).items():
+                    setattr(finding, name, value)
+                finding.save(update_fields=["message", "message_template", "message_values"])
             current.append(finding)
         DriftFinding.objects.filter(pk__in=[f.pk for f in existing.values()]).update(
             resolved_at=now
         )
     return current
+
+
+def _still_unknown(link: PaymentLink) -> Said:
+    values = {"amount": str(link.amount), "currency": link.currency}
+    if link.invoice_id:
+        values["invoice"] = str(link.invoice)
+        if link.last_error:
+            template = gettext_noop(
+                "Whether Provet made this %(amount)s link for invoice %(invoice)s is still "
+                "unknown: %(why)s"
+            )
+        else:
+            template = gettext_noop(
+                "Whether Provet made this %(amount)s link for invoice %(invoice)s is still "
+                "unknown: check it in Provet."
+            )
+    elif link.last_error:
+        template = gettext_noop(
+            "Whether Provet made this %(amount)s prepayment link is still unknown: %(why)s"
+        )
+    else:
+        template = gettext_noop(
+            "Whether Provet made this %(amount)s prepayment link is still unknown: "
+            "check it in Provet."
+        )
+    if link.last_error:
+        values["why"] = link.last_error
+    return Said(template, values)
+
+
+def _message_fields(said: Said) -> dict:
+    return {
+        "message": said.english()[:300],
+        "message_template": said.template,
+        "message_values": said.values,
+    }

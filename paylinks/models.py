@@ -722,9 +722,10 @@ LINK_FIGURES: Mapping[str, Q] = _LinkFigures()
 
 @dataclass(frozen=True)
 class Said:
-    """A LinkEvent's message with values in it (ids, amounts, Provet's own words): stored in
-    English, shown in the reader's language. `template` is marked with gettext_noop where it is
-    written; `amount` with `currency` among the values is shown in the reader's money format.
+    """A stored message with values in it (ids, amounts, Provet's own words), of a LinkEvent or
+    a DriftFinding: stored in English, shown in the reader's language (link_words' `said`).
+    `template` is marked with gettext_noop where it is written; with `currency` among the
+    values, `amount` and every `…_amount` are money, shown in the reader's money format.
 
         link.event(kind, source, message=Said(gettext_noop("… %(id)s …"), {"id": 7}))
     """
@@ -734,9 +735,15 @@ class Said:
 
     def english(self) -> str:
         values = dict(self.values)
-        if "currency" in values:
-            values["amount"] = f"{values['amount']} {values.pop('currency')}"
+        currency = values.pop("currency", None)
+        for key in money_keys(values) if currency else ():
+            values[key] = f"{values[key]} {currency}"
         return self.template % values
+
+
+def money_keys(values: dict[str, Any]) -> list[str]:
+    """The values of a Said that are amounts (with a `currency` beside them)."""
+    return [key for key in values if key == "amount" or key.endswith("_amount")]
 
 
 class LinkEvent(models.Model):
@@ -821,7 +828,10 @@ class DriftFinding(models.Model):
     link = models.ForeignKey(
         PaymentLink, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    message = models.CharField(max_length=300)
+    message = models.CharField(max_length=300)  # in English
+    # Its template and values (`Said`), to show it in the reader's language.
+    message_template = models.TextField(blank=True)
+    message_values = models.JSONField(default=dict, blank=True)
     found_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
 

@@ -4,15 +4,17 @@ import datetime as dt
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_q.models import Schedule
 
+from clinics import formats
 from paylinks import tasks
 from paylinks.cancel import cancel_link
 from paylinks.create import create_link
 from paylinks.drift import find_drift, open_findings
 from paylinks.models import DriftFinding, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, reconcile_link
+from paylinks.templatetags.link_words import said
 from sandbox import control
 from sandbox.models import PosTransaction as ProvetPosTransaction
 from tests.conftest import add_fault, draft_for, link_made_in_provet, post_in_provet
@@ -43,6 +45,11 @@ def test_a_paid_invoice_with_an_open_link_is_listed_until_the_link_is_cancelled(
     assert kinds(invoice.practice) == [(Kind.PAID_INVOICE_OPEN_LINKS, second.pk)]
     finding = open_findings([invoice.practice]).get()
     assert "cancel it" in finding.message
+    assert f"this {second.amount} EUR link" in finding.message  # stored in English
+    with translation.override("fi"):  # shown in the reader's language, amounts and all
+        shown = said(finding)
+        assert "peru se" in shown and formats.money(second.amount, "EUR") in shown
+    assert "€" in shown
 
     cancel_link(second, user=receptionist)
     find_drift(invoice.practice)

@@ -226,7 +226,7 @@ def test_a_stored_message_is_english_in_the_database_and_the_reader_s_language_o
     from django.utils.translation import gettext_noop
 
     from paylinks.models import Said
-    from paylinks.templatetags.link_words import _said
+    from paylinks.templatetags.link_words import said
 
     link = make_link(synced_practice, riikka)
     with translation.override("fi"):
@@ -244,7 +244,7 @@ def test_a_stored_message_is_english_in_the_database_and_the_reader_s_language_o
     no_change = link.events.get(kind=LinkEvent.Kind.REFRESHED)
     assert no_change.message == "No change"
     with translation.override("fi"):
-        assert _said(no_change) not in ("", "No change")
-        shown = _said(replaced)
+        assert said(no_change) not in ("", "No change")
+        shown = said(replaced)
         assert "1\xa0210,66\xa0€" in shown and "Replaced" not in shown
-    assert _said(replaced) == "Replaced by a new link for €1,210.66"
+    assert said(replaced) == "Replaced by a new link for €1,210.66"

@@ -15,7 +15,15 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from clinics import formats
-from paylinks.models import DeliveryMethod, DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus
+from paylinks.models import (
+    DeliveryMethod,
+    DeliveryStatus,
+    DriftFinding,
+    LinkEvent,
+    PaymentLink,
+    PaymentStatus,
+    money_keys,
+)
 
 register = template.Library()
 
@@ -146,7 +154,7 @@ def event_words(event: LinkEvent) -> EventWords:
     `record_cancelled` and their callers)."""
     link = event.link
     kind = event.kind
-    title, detail = _("Something happened"), _said(event)
+    title, detail = _("Something happened"), said(event)
     if kind == LinkEvent.Kind.CREATED:
         title, detail = _created(link)
     elif kind == LinkEvent.Kind.RECONCILED:
@@ -165,7 +173,7 @@ def event_words(event: LinkEvent) -> EventWords:
         title, detail = _payment(_value(PaymentStatus, event.new_value), link)
     elif kind == LinkEvent.Kind.REFRESHED:
         title = _("Checked by hand")
-        detail = _said(event)
+        detail = said(event)
     elif kind == LinkEvent.Kind.REISSUED:
         # The event is on the link sent again; the automatic follow-up writes it as PayLinks.
         automatic = event.source == LinkEvent.Source.SYSTEM
@@ -195,7 +203,7 @@ def _created(link: PaymentLink) -> tuple[str, str]:
 
 def _found(event: LinkEvent, link: PaymentLink) -> tuple[str, str]:
     if event.source == LinkEvent.Source.USER:
-        return _("Matched to its Provet link by hand"), _said(event)
+        return _("Matched to its Provet link by hand"), said(event)
     if link.imported:
         return _("Found on the invoice in Provet"), _("Someone made it in Provet itself.")
     return _("Found in Provet"), _("The link exists: Provet's answer had been lost on the way.")
@@ -220,8 +228,8 @@ def _cancelled(event: LinkEvent) -> tuple[str, str]:
     if event.message == "Cancelled to be replaced by a new link":
         return _("Cancelled"), _("A new link replaces it.")
     if event.message.startswith("Cancelled postransaction"):
-        return _("Duplicate cancelled in Provet"), _said(event)
-    return _("Cancelled"), _said(event) or _("The client can no longer pay with it.")
+        return _("Duplicate cancelled in Provet"), said(event)
+    return _("Cancelled"), said(event) or _("The client can no longer pay with it.")
 
 
 def _problem(event: LinkEvent) -> str:
@@ -272,13 +280,16 @@ def _labels(choices) -> dict[str, object]:
     return known
 
 
-def _said(event: LinkEvent) -> str:
-    """An event's message in the reader's language. Messages are stored in English; the fixed
-    ones are in the catalogs (gettext_noop where they are written), and one with values in it
-    keeps its template and values (`Said`), amounts shown in the reader's money format."""
-    if event.message_template:
-        values = dict(event.message_values)
-        if "currency" in values:
-            values["amount"] = formats.money(Decimal(values["amount"]), values.pop("currency"))
-        return _(event.message_template) % values
-    return _(event.message) if event.message else ""
+@register.filter
+def said(stored: "LinkEvent | DriftFinding") -> str:
+    """A stored message (an event's, a drift finding's) in the reader's language. Messages are
+    stored in English; the fixed ones are in the catalogs (gettext_noop where they are written),
+    and one with values in it keeps its template and values (`Said`), amounts shown in the
+    reader's money format."""
+    if stored.message_template:
+        values = dict(stored.message_values)
+        currency = values.pop("currency", None)
+        for key in money_keys(values) if currency else ():
+            values[key] = formats.money(Decimal(values[key]), currency)
+        return _(stored.message_template) % values
+    return _(stored.message) if stored.message else ""
