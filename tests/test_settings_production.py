@@ -170,6 +170,21 @@ def test_email_and_password_reset_come_with_an_email_url():
     assert result.stdout.split() == ["True", "mail.example.com", "587", "True"]
 
 
+def test_production_e_mail_needs_the_https_address_its_links_point_to():
+    mail = "smtp+tls://paylinks:s%40cret@mail.example.com"
+    refused = load_settings("PAYLINKS_SITE_URL", **production(EMAIL_URL=mail))
+    assert refused.returncode != 0 and "PAYLINKS_SITE_URL" in refused.stderr
+    result = load_settings(
+        "PAYLINKS_SITE_URL",
+        "SENDS_EMAIL",
+        **production(EMAIL_URL=mail, PAYLINKS_SITE_URL="https://paylinks.example.com"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["https://paylinks.example.com", "True"]
+    # Without e-mail nothing is sent, so no address is needed.
+    assert load_settings("SENDS_EMAIL", **production()).stdout.split() == ["False"]
+
+
 def test_without_an_email_url_there_is_no_password_reset():
     result = load_settings("PASSWORD_RESET")
     assert result.returncode == 0, result.stderr
