@@ -196,6 +196,8 @@ def test_an_expired_link_says_so_and_a_late_payment_is_noticed_after_it(invoice,
 
     response = notices_page(client, after=cursor(page))
     assert shown(response) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
+    # A page that still shows the expiry drops it (an out-of-band delete).
+    assert f'id="notice-{link.code}-expired" hx-swap-oob="delete"' in response.content.decode()
     # On the next page, the link's two events are one notice: it was paid.
     assert shown(notices_page(client)) == [f"Paid: invoice {invoice}, €{link.amount:,}"]
 
