@@ -78,7 +78,10 @@ def moment(value: dt.datetime | None) -> str:
     if value is None:
         return ""
     locale = current_locale()
-    skeleton = "MMMd" if value.year == dt.date.today().year else "yMMMd"
+    # "This year" where the value is read (its own zone), not the server's: on 31 December
+    # at 23:30 UTC it is already next year in Helsinki.
+    this_year = dt.datetime.now(value.tzinfo).year
+    skeleton = "MMMd" if value.year == this_year else "yMMMd"
     date = babel_dates.format_skeleton(skeleton, value, locale=locale)
     # The locale's way of joining a date and a time ("{1}, {0}", Finnish "{1} 'klo' {0}").
     joined = str(locale.datetime_formats["short"]).replace("'", "")

@@ -264,3 +264,15 @@ def database_url(connection) -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{config['NAME']}"
     return f"postgres://{config['USER']}@{config['HOST']}:{config['PORT']}/{config['NAME']}"
+
+
+def time_as_read(value, language: str, zone) -> str:
+    """A moment's time of day as a page in `language` shows it in the practice's time zone:
+    the app's own formatter, so the hour is written as the locale writes it (6.11 in Finnish,
+    06:11 in British English), whatever the hour the test runs at."""
+    from django.utils import timezone, translation
+
+    from clinics import formats
+
+    with translation.override(language):
+        return formats.time(timezone.localtime(value, zone))

@@ -8,6 +8,7 @@ from django.utils import timezone
 from clinics.models import Department, Practice
 from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, e164, new_form_token
 from paylinks.models import Invoice, InvoiceStatus, PaymentLink
+from tests.conftest import time_as_read
 
 
 @pytest.fixture
@@ -324,15 +325,19 @@ def test_the_replace_choices_name_amounts_and_times_the_reader_s_way(invoice, de
     from django.utils import translation
 
     waiting = waiting_link(invoice, department, "100.00")
-    made = timezone.localtime(waiting.created_at, invoice.practice.zone)
     form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
     labels = dict(form.fields["replace"].choices)
     assert labels[""] == "A new link for what is still free (€20.50)"
     assert labels[str(waiting.code)].startswith("In place of the link for €100.00 made ")
-    assert f"{made:%H:%M}" in labels[str(waiting.code)]
+    assert (
+        time_as_read(waiting.created_at, "en-gb", invoice.practice.zone)
+        in labels[str(waiting.code)]
+    )
     with translation.override("fi"):
         form = InvoiceLinkForm(practice=invoice.practice, invoice=invoice)
         labels = dict(form.fields["replace"].choices)
     assert "20,50\xa0€" in labels[""]
     assert "100,00\xa0€" in labels[str(waiting.code)]
-    assert f"{made:%H}.{made:%M}" in labels[str(waiting.code)]
+    assert (
+        time_as_read(waiting.created_at, "fi", invoice.practice.zone) in labels[str(waiting.code)]
+    )

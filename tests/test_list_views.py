@@ -12,7 +12,7 @@ from paylinks.forms import new_form_token
 from paylinks.models import Invoice, PaymentLink, PaymentStatus
 from paylinks.refresh import check_now
 from paylinks.views.lists import PAGE_SIZE
-from tests.conftest import draft_for, make_user
+from tests.conftest import draft_for, make_user, time_as_read
 
 
 @pytest.fixture
@@ -82,7 +82,8 @@ def test_links_filter_by_the_day_they_were_made(staff, departments, receptionist
     today = make_link(practice, departments[0], receptionist)
     old = make_link(practice, departments[0], receptionist)
     PaymentLink.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(3))
-    day = timezone.localdate().isoformat()
+    # The filter's day is the practice's (Helsinki), not UTC's: they differ from 22:00 UTC.
+    day = timezone.localdate(timezone=practice.zone).isoformat()
     assert listed(staff.get("/links/", {"date": day})) == [today]
 
 
@@ -263,5 +264,5 @@ def test_the_list_shows_amounts_and_days_the_reader_s_way(client, departments, r
     session.save()
     finnish = client.get("/links/").content.decode()
     assert "1\xa0192,81\xa0€" in finnish
-    made = timezone.localtime(PaymentLink.objects.get().created_at, practice.zone)
-    assert f"{made:%H}.{made:%M}" in finnish
+    made = PaymentLink.objects.get().created_at
+    assert time_as_read(made, "fi", practice.zone) in finnish
