@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,9 +12,40 @@ from clinics.provet.auth import tokens
 from clinics.provet.in_process import wsgi_transport
 from demo.practices import connect_sandbox_installation
 
-pytest_plugins = ["tests.sandbox_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.clock"]
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """`make quick` leaves out what needs a browser (`e2e`), a live server, another process or
+    many requests (`slow`). A test that serves a live server is slow by its fixture; one that
+    starts a process says so, or `_processes_are_slow` fails it."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _processes_are_slow(request, monkeypatch):
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test that starts a process is marked @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing():
+    """Production's PBKDF2 takes half a second a password by design; a test makes a user or
+    two each, so tests hash with MD5 (nothing here guards a real password)."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +67,17 @@ def in_process_provet(monkeypatch):
     transport = wsgi_transport()
     monkeypatch.setattr(provet_client, "default_transport", lambda: transport)
     return transport
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, with the sandbox seeded once: each test's transaction is rolled back
+    to it, so `seeded` costs a query instead of building 300 invoices (a test that empties the
+    database, `transactional_db`, has `seeded` build them again)."""
+    from sandbox.seed import seed_sandbox
+
+    with django_db_blocker.unblock():
+        seed_sandbox()
 
 
 @pytest.fixture

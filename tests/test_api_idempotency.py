@@ -6,9 +6,7 @@ link, so that with the guard the first one is still running when the others arri
 takes the guard away and shows every request making a link of its own.
 """
 
-import contextlib
 import datetime as dt
-import threading
 import uuid
 from decimal import Decimal
 
@@ -25,9 +23,8 @@ from sandbox import control as sandbox_control
 from sandbox.models import PosTransaction
 from tests.api_helpers import Api, invoice_link_body, make_key
 from tests.conftest import draft_for, sandbox_invoice
-from tests.test_races import CountingTransport, all_at_once
-
-RENDEZVOUS_SECONDS = 3
+from tests.racing import Race
+from tests.test_races import CountingTransport
 
 
 @pytest.fixture
@@ -233,26 +230,27 @@ def test_a_request_that_died_is_taken_over_and_finds_the_link_it_made(
 
 @pytest.fixture
 def rendezvous(monkeypatch):
-    """Every request that gets as far as making its link waits there for the others."""
+    """Every request that gets as far as making its link meets the others there
+    (tests/racing.py). With the guard, the one that gets there waits until the others have
+    been answered."""
 
-    def arm(parties: int) -> None:
-        meeting = threading.Barrier(parties)
+    def arm(parties: int, *, guarded: bool = True) -> Race:
+        race = Race(parties, guarded=guarded)
         real = api_links.create_link
 
-        def wait_then_create(draft):
-            # With the guard only one request gets here: it waits alone, then goes on.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                meeting.wait(timeout=RENDEZVOUS_SECONDS)
+        def meet_then_create(draft):
+            race.meet()
             return real(draft)
 
-        monkeypatch.setattr(api_links, "create_link", wait_then_create)
+        monkeypatch.setattr(api_links, "create_link", meet_then_create)
+        return race
 
     return arm
 
 
-def twenty_at_once(secret: str, body: dict, key: str) -> list:
+def twenty_at_once(race: Race, secret: str, body: dict, key: str) -> list:
     callers = [Api(secret, Client()) for _ in range(20)]
-    return all_at_once([lambda c=c: c.post("/api/v1/links/", body, key=key) for c in callers])
+    return race.run([lambda c=c: c.post("/api/v1/links/", body, key=key) for c in callers])
 
 
 @pytest.mark.parametrize("subject", ["invoice", "prepayment"])
@@ -269,9 +267,9 @@ def test_twenty_concurrent_creates_with_one_key_make_one_link_and_one_post(
         body = prepayment_body(synced_practice)
     key = str(uuid.uuid4())
     counting.seen.clear()
-    rendezvous(20)
+    race = rendezvous(20)
 
-    answers = twenty_at_once(secret, body, key)
+    answers = twenty_at_once(race, secret, body, key)
 
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [201] + [409] * 19
@@ -289,10 +287,11 @@ def test_without_the_guard_twenty_concurrent_creates_make_twenty_links(
     _, secret = make_key(synced_practice)
     body = prepayment_body(synced_practice)
     counting.seen.clear()
-    rendezvous(20)
+    race = rendezvous(20, guarded=False)
 
-    answers = twenty_at_once(secret, body, str(uuid.uuid4()))
+    answers = twenty_at_once(race, secret, body, str(uuid.uuid4()))
 
+    assert race.most_met == 20  # all twenty past the (missing) guard before any made a link
     assert [answer.status_code for answer in answers] == [201] * 20
     assert PaymentLink.objects.count() == 20
     assert counting.count("POST") == 20

@@ -4,9 +4,7 @@ The follow-up pass is given its `now`; the sandbox's clock is moved past a link'
 Provet itself says the link expired, as the poller would see it.
 """
 
-import contextlib
 import datetime as dt
-import threading
 
 import pytest
 from django.utils import timezone
@@ -23,7 +21,8 @@ from sandbox.models import Client as ProvetClient
 from sandbox.models import Invoice as ProvetInvoice
 from sandbox.models import PosTransaction
 from tests.conftest import draft_for
-from tests.test_races import RENDEZVOUS_SECONDS, all_at_once, needs_row_locks
+from tests.racing import Race
+from tests.test_races import needs_row_locks
 
 ALL_WEEK = [1, 2, 3, 4, 5, 6, 7]
 
@@ -250,26 +249,27 @@ def test_the_scheduled_task_sends_through_a_pass_per_open_practice(expired, app_
     assert new.sent_automatically
 
 
-# Two workers following up at once (threads and barriers, as tests/test_races.py does).
+# Two workers following up at once (tests/racing.py, as tests/test_races.py does).
 
 
 @pytest.fixture
 def rendezvous(monkeypatch):
-    """Make every worker that has counted the invoice's automatic sends wait for the others
-    before it writes its reservation."""
+    """Hold every worker that has counted the invoice's automatic sends at a meeting point
+    before it writes its reservation (tests/racing.py; the door is `_reserve`, whose
+    transaction takes the locks)."""
 
-    def arm(parties: int) -> None:
-        meeting = threading.Barrier(parties)
+    def arm(parties: int, *, guarded: bool = True) -> Race:
+        race = Race(parties, guarded=guarded)
         count = create.automatic_sends
 
-        def count_then_wait(invoice):
+        def count_then_meet(invoice):
             counted = count(invoice)
-            # When the others are queued on the invoice's lock, the wait times out: go alone.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                meeting.wait(timeout=RENDEZVOUS_SECONDS)
+            race.meet()
             return counted
 
-        monkeypatch.setattr(create, "automatic_sends", count_then_wait)
+        monkeypatch.setattr(create, "automatic_sends", count_then_meet)
+        monkeypatch.setattr(create, "_reserve", race.door(create._reserve))
+        return race
 
     return arm
 
@@ -288,7 +288,7 @@ def two_expired_links(invoice, user) -> list[PaymentLink]:
     return [first, expire(texted_link(invoice, user))]
 
 
-def follow_up_at_once(links: list[PaymentLink]) -> list:
+def follow_up_at_once(race: Race, links: list[PaymentLink]) -> list:
     """Each link followed up by its own worker, released together."""
 
     def worker(link):
@@ -300,7 +300,7 @@ def follow_up_at_once(links: list[PaymentLink]) -> list:
 
         return run
 
-    return all_at_once([worker(link) for link in links])
+    return race.run([worker(link) for link in links])
 
 
 def test_two_workers_following_up_one_invoice_send_one_link(
@@ -308,10 +308,11 @@ def test_two_workers_following_up_one_invoice_send_one_link(
 ):
     links = two_expired_links(invoice, receptionist)
     before = posted_in_provet(links[0])
-    rendezvous(2)
+    race = rendezvous(2)
 
-    answers = follow_up_at_once(links)
+    answers = follow_up_at_once(race, links)
 
+    race.assert_queued_behind_first(1)
     assert sorted(type(answer).__name__ for answer in answers) == ["LinkNotCreated", "PaymentLink"]
     [new] = PaymentLink.objects.filter(sent_automatically=True)
     assert new.amount == invoice.due_sum
@@ -323,10 +324,11 @@ def test_two_workers_following_up_the_same_link_send_it_once(
 ):
     link = expire(texted_link(invoice, receptionist))
     before = posted_in_provet(link)
-    rendezvous(2)
+    race = rendezvous(2)
 
-    answers = follow_up_at_once([link, link])
+    answers = follow_up_at_once(race, [link, link])
 
+    race.assert_queued_behind_first(1)
     [new] = PaymentLink.objects.filter(replaces=link)
     assert isinstance(answers[0], PaymentLink) or isinstance(answers[1], PaymentLink)
     assert posted_in_provet(link) == before + 1
@@ -339,10 +341,11 @@ def test_without_the_lock_two_workers_would_send_the_invoice_twice(
 ):
     links = two_expired_links(invoice, receptionist)
     before = posted_in_provet(links[0])
-    rendezvous(2)
+    race = rendezvous(2, guarded=False)
 
-    answers = follow_up_at_once(links)
+    answers = follow_up_at_once(race, links)
 
+    assert race.most_met == 2
     assert [type(answer).__name__ for answer in answers] == ["PaymentLink", "PaymentLink"]
     assert PaymentLink.objects.filter(sent_automatically=True).count() == 2
     assert posted_in_provet(links[0]) == before + 2  # twice the due sum asked of the client

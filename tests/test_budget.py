@@ -18,6 +18,7 @@ from paylinks.models import Invoice
 from sandbox import control
 from sandbox.models import Invoice as ProvetInvoice
 from tests.conftest import add_fault, sandbox_invoice
+from tests.racing import DEADLINE
 
 
 class CountingTransport(httpx.BaseTransport):
@@ -162,7 +163,7 @@ RACERS = 12
 
 def race(practice: Practice, spend) -> int:
     """Each thread (its own database connection) spends one request; answer how many could."""
-    start = threading.Barrier(RACERS, timeout=30)
+    start = threading.Barrier(RACERS, timeout=DEADLINE)
     allowed: list[bool] = []
 
     def run():
@@ -180,6 +181,7 @@ def race(practice: Practice, spend) -> int:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racer never finished"
     return sum(allowed)
 
 
@@ -193,7 +195,7 @@ def test_racing_processes_never_spend_more_than_the_budget(seeded, in_process_pr
 @pytest.mark.django_db(transaction=True)
 def test_control_a_count_read_then_written_lets_the_racers_through(seeded, in_process_provet):
     practice = make_practice_for_race(seeded)
-    meeting = threading.Barrier(RACERS, timeout=10)
+    meeting = threading.Barrier(RACERS, timeout=DEADLINE)
 
     def read_then_write(budget: Budget) -> None:
         row, _ = RequestBudget.objects.get_or_create(practice_id=budget.practice_id)

@@ -168,9 +168,8 @@ def test_a_manager_sees_the_weeks_takings_and_the_department_that_lets_most_expi
 def test_demo_setup_gives_each_practice_its_history_once(
     db, in_process_provet, monkeypatch, settings, capsys
 ):
-    # Fewer links and a quick password hash, for speed.
+    # Fewer links, for speed.
     monkeypatch.setattr(demo_setup, "LINKS_PER_DAY", {4: 2, 7: 2})
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("demo_setup", base_url="http://localhost")
     practices = Practice.objects.order_by("provet_id")
     assert [p.links.count() > 30 for p in practices] == [True, True]

@@ -225,17 +225,20 @@ def log_at_startup(**env: str) -> str:
     return result.stderr.strip()
 
 
+@pytest.mark.slow
 def test_production_logs_json_lines():
     line = json.loads(log_at_startup(**PRODUCTION))
     assert (line["level"], line["logger"], line["message"]) == ("INFO", "x", "hello")
 
 
+@pytest.mark.slow
 def test_development_logs_plain_text_and_either_can_be_chosen():
     assert log_at_startup().endswith("INFO x hello")
     assert json.loads(log_at_startup(LOG_FORMAT="json"))["message"] == "hello"
     assert log_at_startup(**PRODUCTION, LOG_FORMAT="plain").endswith("INFO x hello")
 
 
+@pytest.mark.slow
 def test_an_unknown_log_format_stops_start_up():
     with pytest.raises(subprocess.CalledProcessError) as refused:
         log_at_startup(LOG_FORMAT="xml")

@@ -42,6 +42,8 @@ HOSTILE = {
     "decimal-comma": "12,50",
 }
 
+pytestmark = pytest.mark.slow  # 1,811 requests: a fuzzer, left out of `make quick`
+
 # Requests one run makes at the least: the pages and fields below, as they are today.
 MIN_REQUESTS = 65
 

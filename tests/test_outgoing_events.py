@@ -577,7 +577,6 @@ def test_demo_setup_registers_a_sandbox_receiver_per_practice_for_every_event(
     db, in_process_provet, monkeypatch, settings
 ):
     monkeypatch.setattr(demo_setup, "LINKS_PER_DAY", {4: 1, 7: 1})
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("demo_setup", base_url="http://localhost")
     first = {e.url: e.secret for e in EventEndpoint.objects.all()}
     call_command("demo_setup", base_url="http://localhost")

@@ -16,6 +16,7 @@ from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from sandbox import clock, control
 from tests.conftest import draft_for
+from tests.racing import DEADLINE
 
 
 class CountingTransport(httpx.BaseTransport):
@@ -57,7 +58,7 @@ def due_links(invoice, user, count: int) -> tuple[list[PaymentLink], dt.datetime
 
 def two_workers_at_once(now: dt.datetime, monkeypatch) -> None:
     """Two poller passes that both read the due list before either claims anything."""
-    both_have_read = threading.Barrier(2, timeout=10)
+    both_have_read = threading.Barrier(2, timeout=DEADLINE)
     read = polling.due_links
 
     def read_then_wait(*args, **kwargs):
@@ -81,6 +82,7 @@ def two_workers_at_once(now: dt.datetime, monkeypatch) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racer never finished"
     assert not errors, errors
 
 

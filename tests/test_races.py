@@ -1,16 +1,16 @@
 """Never more asked than is due, with requests that really race (threads and barriers).
 
-Each test lines the requests up on a barrier, then holds every request that has passed the
-checks at a second rendezvous just before it writes its reservation. With the locks, the first
-request waits there alone (the others queue on the invoice's lock) and the rest see its link
-when their turn comes. The controls take the guard away and show what it prevents.
+Each test releases the requests together, then holds every request that has passed the checks
+at a meeting point just before it writes its reservation (tests/racing.py). With the locks, the
+first request waits there until the others are queued on the invoice's lock, and the rest see
+its link when their turn comes. The controls take the guard away: every request meets there
+before any writes, and the tests show what the guard prevents.
 
 On PostgreSQL the guard is a row lock. On SQLite (a file, in tests too) it is the write lock
 every transaction takes when it begins (`transaction_mode` IMMEDIATE): the same tests pass
 there, and there is no lock to take away, so the controls run on PostgreSQL only.
 """
 
-import contextlib
 import threading
 from decimal import Decimal
 
@@ -26,13 +26,11 @@ from paylinks.create import create_link
 from paylinks.models import PaymentLink
 from sandbox.models import PosTransaction
 from tests.conftest import draft_for, form_data
+from tests.racing import Race
 
 needs_row_locks = pytest.mark.skipif(
     connection.vendor == "sqlite", reason="SQLite's immediate transactions can't be taken away"
 )
-
-# How long a request that has passed the checks waits for the others to pass them too.
-RENDEZVOUS_SECONDS = 3
 
 
 class CountingTransport(httpx.BaseTransport):
@@ -64,19 +62,22 @@ def counting(monkeypatch, in_process_provet) -> CountingTransport:
 
 @pytest.fixture
 def rendezvous(monkeypatch):
-    """Make every request that passed the "not above due" check wait for the others."""
+    """Hold every request that passed the "not above due" check at a meeting point just before
+    it writes its reservation (tests/racing.py). The door is `_reserve`, whose transaction
+    takes the locks. `arm(parties)` for the guarded tests, `guarded=False` for the controls;
+    it answers the race, whose `run` releases the requests together."""
 
-    def arm(parties: int) -> None:
-        meeting = threading.Barrier(parties)
+    def arm(parties: int, *, guarded: bool = True) -> Race:
+        race = Race(parties, guarded=guarded)
         check = create._check_not_above_due
 
-        def check_then_wait(invoice, draft):
+        def check_then_meet(invoice, draft):
             check(invoice, draft)
-            # When the others are queued on the lock, the wait times out: go on alone.
-            with contextlib.suppress(threading.BrokenBarrierError):
-                meeting.wait(timeout=RENDEZVOUS_SECONDS)
+            race.meet()
 
-        monkeypatch.setattr(create, "_check_not_above_due", check_then_wait)
+        monkeypatch.setattr(create, "_check_not_above_due", check_then_meet)
+        monkeypatch.setattr(create, "_reserve", race.door(create._reserve))
+        return race
 
     return arm
 
@@ -88,30 +89,6 @@ def without_the_locks(monkeypatch):
         create, "_lock_invoice", lambda invoice: type(invoice).objects.get(pk=invoice.pk)
     )
     monkeypatch.setattr(create, "_lock_link", lambda link: PaymentLink.objects.get(pk=link.pk))
-
-
-def all_at_once(requests) -> list:
-    """Run each callable in its own thread, released together; return what each returned."""
-    start = threading.Barrier(len(requests), timeout=30)
-    results: list = [None] * len(requests)
-    errors: list[BaseException] = []
-
-    def run(index, request):
-        try:
-            start.wait()
-            results[index] = request()
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(requests)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    assert not errors, errors
-    return results
 
 
 def signed_in(user) -> DjangoClient:
@@ -145,10 +122,11 @@ def test_two_tabs_submitting_the_invoice_form_make_one_link(
 ):
     tabs = [open_tab(receptionist, invoice), open_tab(manager, invoice)]
     counting.seen.clear()
-    rendezvous(2)
+    race = rendezvous(2)
 
-    answers = all_at_once([submit(client, invoice, data) for client, data in tabs])
+    answers = race.run([submit(client, invoice, data) for client, data in tabs])
 
+    race.assert_queued_behind_first(1)  # the other tab really waited on the lock
     assert sorted(answer.status_code for answer in answers) == [200, 302]
     [refused] = [answer for answer in answers if answer.status_code == 200]
     assert "already ask for" in refused.context["form"].errors["amount"][0]
@@ -163,10 +141,11 @@ def test_without_the_lock_two_tabs_would_make_two_full_links(
 ):
     tabs = [open_tab(receptionist, invoice), open_tab(manager, invoice)]
     counting.seen.clear()
-    rendezvous(2)
+    race = rendezvous(2, guarded=False)
 
-    answers = all_at_once([submit(client, invoice, data) for client, data in tabs])
+    answers = race.run([submit(client, invoice, data) for client, data in tabs])
 
+    assert race.most_met == 2  # both had checked before either wrote
     assert [answer.status_code for answer in answers] == [302, 302]
     assert payable_in_paylinks(invoice) == [invoice.due_sum] * 2
     assert payable_in_provet(invoice) == [invoice.due_sum] * 2
@@ -178,10 +157,11 @@ def test_twenty_submits_of_one_form_make_one_link_and_one_post(
     _, data = open_tab(receptionist, invoice)
     clients = [signed_in(receptionist) for _ in range(20)]
     counting.seen.clear()
-    rendezvous(20)
+    race = rendezvous(20)
 
-    answers = all_at_once([submit(each, invoice, data) for each in clients])
+    answers = race.run([submit(each, invoice, data) for each in clients])
 
+    race.assert_queued_behind_first(19)
     [link] = PaymentLink.objects.all()
     assert {answer["Location"] for answer in answers} == {f"/links/{link.code}/"}
     assert counting.count("POST") == 1
@@ -201,10 +181,11 @@ def test_two_people_pressing_send_again_make_one_new_link(
     old = create_link(draft_for(invoice, receptionist))
     presses = [press_send_again(receptionist, old), press_send_again(manager, old)]
     counting.seen.clear()
-    rendezvous(2)
+    race = rendezvous(2)
 
-    answers = all_at_once(presses)
+    answers = race.run(presses)
 
+    race.assert_queued_behind_first(1)
     [new] = PaymentLink.objects.filter(replaces=old)
     # Whoever pressed first, both are taken to the one new link.
     assert [answer["Location"] for answer in answers] == [f"/links/{new.code}/"] * 2
@@ -220,14 +201,15 @@ def test_without_the_locks_and_the_constraint_send_again_would_make_two(
     old = create_link(draft_for(invoice, receptionist))
     presses = [press_send_again(receptionist, old), press_send_again(manager, old)]
     counting.seen.clear()
-    rendezvous(2)
+    race = rendezvous(2, guarded=False)
     [constraint] = [
         c for c in PaymentLink._meta.constraints if c.name == "link_one_live_replacement"
     ]
     with connection.schema_editor() as editor:
         editor.remove_constraint(PaymentLink, constraint)
     try:
-        all_at_once(presses)
+        race.run(presses)
+        assert race.most_met == 2
         assert PaymentLink.objects.filter(replaces=old).count() == 2
         assert payable_in_paylinks(invoice) == [invoice.due_sum] * 2
         assert payable_in_provet(invoice) == [invoice.due_sum] * 2

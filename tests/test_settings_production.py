@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import database_url
 
+pytestmark = pytest.mark.slow  # each test loads the settings in a fresh interpreter
+
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "x" * 50
 FERNET_KEY = "pcdkPjs5xvZyZmRdbSK-XsbUOgL6uB1ePdz8hIEbdOQ="

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 from django.conf import settings
 from django.template.base import Lexer, TokenType
@@ -76,6 +77,7 @@ def test_every_template_string_is_marked_for_translation():
     assert missing == {}
 
 
+@pytest.mark.slow
 def test_the_finnish_and_swedish_catalogs_translate_everything(tmp_path):
     assert shutil.which("xgettext") and shutil.which("msgmerge"), "install gettext"
     copy = tmp_path / "project"

@@ -20,6 +20,7 @@ from reports import weekly
 from reports.weekly import claim_week, send_weekly_summaries, send_weekly_summary
 from tests import test_dashboard
 from tests.conftest import make_user
+from tests.racing import DEADLINE
 from tests.test_dashboard import at
 
 MONDAY = dt.date(2025, 3, 3)
@@ -224,7 +225,7 @@ RACERS = 6
 
 def race(profile: Profile, claim) -> int:
     """Each thread (its own database connection) sends the summary; answer how many e-mails."""
-    start = threading.Barrier(RACERS, timeout=30)
+    start = threading.Barrier(RACERS, timeout=DEADLINE)
 
     def run():
         try:
@@ -238,13 +239,14 @@ def race(profile: Profile, claim) -> int:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racer never finished"
     return len(mail.outbox)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_racing_workers_send_one_e_mail(practice, manager):
     profile = asks(manager)
-    meeting = threading.Barrier(RACERS, timeout=10)
+    meeting = threading.Barrier(RACERS, timeout=DEADLINE)
 
     def claim_together(profile: Profile, monday: dt.date) -> bool:
         if connection.vendor != "sqlite":  # SQLite's writers wait for each other before this
@@ -259,7 +261,7 @@ def test_racing_workers_send_one_e_mail(practice, manager):
 @pytest.mark.django_db(transaction=True)
 def test_control_a_week_read_then_written_sends_one_e_mail_per_racer(practice, manager):
     profile = asks(manager)
-    meeting = threading.Barrier(RACERS, timeout=10)
+    meeting = threading.Barrier(RACERS, timeout=DEADLINE)
 
     def read_then_write(profile: Profile, monday: dt.date) -> bool:
         fresh = Profile.objects.get(pk=profile.pk)

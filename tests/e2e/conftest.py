@@ -4,7 +4,6 @@ The app reaches the Provet sandbox over a real socket (the practice's base URL i
 server), so every Provet call in these tests is an HTTP request, as in production.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from clinics.models import Membership, Practice
 from clinics.sync import sync_departments
 from tests.conftest import make_practice, make_user
-
-# Playwright's sync API keeps an event loop in this thread, and Django refuses ORM calls while
-# one runs. The tests only use the ORM between browser calls, never from inside the loop.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,7 +31,12 @@ def browser(live_server) -> Browser:
     # No skip when Chromium is missing: a suite that quietly drops its browser tests passes
     # while proving nothing. `make browser` installs it.
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make browser`"
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        # Playwright's sync API keeps an event loop in this thread while the browser is open,
+        # and Django refuses ORM calls while one runs. The browser tests only use the ORM
+        # between browser calls, never from inside the loop; the rest of the suite runs with
+        # Django's guard on.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
