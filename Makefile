@@ -1,7 +1,7 @@
 # PayLinks: `make run` for the demo, `make test` for the suite. Both work on a fresh machine.
-# The first Python 3.11-3.13 on the PATH (clinics' servers run all three).
-PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+# The first Python 3.11-3.14 on the PATH: requires-python in pyproject.toml.
+PYTHON ?= $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 14))' \
 	&& { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,7 +14,7 @@ PORT ?= 8000
 # virtualenv is rebuilt when the lock or pyproject.toml changes. Only python3 and pip are needed.
 LOCK := requirements.lock
 $(VENV)/.installed: pyproject.toml $(LOCK)
-	@test -n "$(PYTHON)" || { echo "PayLinks needs Python 3.11, 3.12 or 3.13 as python3" >&2; exit 1; }
+	@test -n "$(PYTHON)" || { echo "PayLinks needs Python 3.11, 3.12, 3.13 or 3.14 as python3" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	touch $@
@@ -30,7 +30,7 @@ install: $(VENV)/.installed
 		stale and exit("$(LOCK) lacks " + ", ".join(stale) + " of pyproject.toml: run make lock")'
 
 # Writes requirements.lock again from pyproject.toml (dependencies and the dev group): one lock
-# for every supported Python on any system, with hashes. Pins already in the lock are kept where
+# for Python 3.11 to 3.14 on any system, with hashes. Pins already in the lock are kept where
 # they still fit; LOCK_FLAGS=--upgrade takes the newest of every package instead. Commit the lock.
 LOCK_FLAGS ?=
 lock: $(VENV)/.installed
