@@ -1,25 +1,41 @@
 # PayLinks: `make run` for the demo, `make test` for the suite. Both work on a fresh machine.
-# The first Python 3.11-3.13 on the PATH (clinics' servers run all three).
-PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+# The first Python 3.11-3.14 on the PATH: requires-python in pyproject.toml.
+PYTHON ?= $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 14))' \
 	&& { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint browser gettext axe messages clean
+.PHONY: install lock run test lint browser gettext axe messages clean
 
-# The virtualenv is rebuilt when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
-	@test -n "$(PYTHON)" || { echo "PayLinks needs Python 3.11, 3.12 or 3.13 as python3" >&2; exit 1; }
+# Every package, transitive ones included, comes from requirements.lock with its hashes, and the
+# virtualenv is rebuilt when the lock or pyproject.toml changes. Only python3 and pip are needed.
+LOCK := requirements.lock
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	@test -n "$(PYTHON)" || { echo "PayLinks needs Python 3.11, 3.12, 3.13 or 3.14 as python3" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > $(VENV)/requirements.txt
-	$(PY) -m pip install --quiet -r $(VENV)/requirements.txt --group dev
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
 	touch $@
 
+# A pin in pyproject.toml that the lock lacks means the lock wasn't written again: `make lock`.
 install: $(VENV)/.installed
+	@$(PY) -c 'import re, tomllib; \
+		name = lambda req: re.sub(r"[-_.]+", "-", re.sub(r"\[.*?\]", "", req).lower()); \
+		locked = {name(line.split(" ")[0].strip()) for line in open("$(LOCK)")}; \
+		project = tomllib.load(open("pyproject.toml", "rb")); \
+		pins = project["project"]["dependencies"] + project["dependency-groups"]["dev"]; \
+		stale = [pin for pin in pins if name(pin) not in locked]; \
+		stale and exit("$(LOCK) lacks " + ", ".join(stale) + " of pyproject.toml: run make lock")'
+
+# Writes requirements.lock again from pyproject.toml (dependencies and the dev group): one lock
+# for Python 3.11 to 3.14 on any system, with hashes. Pins already in the lock are kept where
+# they still fit; LOCK_FLAGS=--upgrade takes the newest of every package instead. Commit the lock.
+LOCK_FLAGS ?=
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile pyproject.toml --group dev --universal --generate-hashes \
+		--custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
 browser:

@@ -6,8 +6,11 @@ deployment fails at start-up instead of behaving differently from what was meant
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
+import dj_database_url
+import dj_email_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -75,79 +78,88 @@ def env_fernet_key(name: str) -> str:
 
 
 EMAIL_SCHEMES = {
-    # scheme: (backend, default port, STARTTLS, TLS from the start)
-    "smtp": ("smtp", 25, False, False),
-    "smtp+tls": ("smtp", 587, True, False),
-    "smtp+ssl": ("smtp", 465, False, True),
-    "console": ("console", 0, False, False),
+    # scheme: (default port, STARTTLS, TLS from the start)
+    "smtp": (25, False, False),
+    "smtp+tls": (587, True, False),
+    "smtp+ssl": (465, False, True),
+    "console": (0, False, False),
 }
 
 
-def parse_email_url(url: str) -> dict:
+def parse_email_url(url: str) -> dict[str, Any]:
     """Turn `smtp+tls://user:password@host:587` (or smtp://, smtp+ssl://, console://) into the
-    parts of Django's EMAIL_* settings."""
+    parts of Django's EMAIL_* settings.
+
+    dj-email-url reads the URL (host, port, unquoted credentials, backend). PayLinks keeps its own
+    scheme names, which say the TLS mode, and refuses what dj-email-url would take quietly: its
+    smtps:// means STARTTLS, not TLS from the start, and an smtp:// without a host is localhost
+    to it. The URL's query string is not read (dj-email-url would take TLS from it).
+    """
     parts = urlsplit(url)
     if parts.scheme not in EMAIL_SCHEMES:
         allowed = ", ".join(f"{scheme}://" for scheme in EMAIL_SCHEMES)
         raise ImproperlyConfigured(f"EMAIL_URL must start with one of {allowed}")
-    backend, default_port, use_tls, use_ssl = EMAIL_SCHEMES[parts.scheme]
-    if backend == "smtp" and not parts.hostname:
+    default_port, use_tls, use_ssl = EMAIL_SCHEMES[parts.scheme]
+    if parts.scheme != "console" and not parts.hostname:
         raise ImproperlyConfigured(f"EMAIL_URL {parts.scheme}:// must name a host")
+    as_read = parts._replace(scheme="console" if parts.scheme == "console" else "smtp", query="")
     try:
-        port = parts.port or default_port
+        email = dj_email_url.parse(as_read.geturl())
     except ValueError:
         raise ImproperlyConfigured("EMAIL_URL has a port that is not a number") from None
     return {
-        "BACKEND": f"django.core.mail.backends.{backend}.EmailBackend",
-        "HOST": parts.hostname or "",
-        "PORT": port,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
+        "BACKEND": email["EMAIL_BACKEND"],
+        "HOST": email["EMAIL_HOST"] or "",
+        "PORT": email["EMAIL_PORT"] if parts.port else default_port,
+        "USER": email["EMAIL_HOST_USER"] or "",
+        "PASSWORD": email["EMAIL_HOST_PASSWORD"] or "",
         "USE_TLS": use_tls,
         "USE_SSL": use_ssl,
     }
 
 
-def parse_database_url(url: str, base_dir: Path) -> dict:
-    """Turn `sqlite:///path` or `postgres://user:pass@host:port/name` into a DATABASES entry."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path.lstrip("/")) if parts.netloc == "" else ""
-        if not path:
+def parse_database_url(url: str, base_dir: Path) -> dict[str, Any]:
+    """Turn `sqlite:///path` or `postgres://user:pass@host:port/name` into a DATABASES entry.
+
+    dj-database-url reads the URL; PayLinks adds its settings for each database, takes only the
+    two it runs on, and refuses a URL that names no database (dj-database-url would give SQLite
+    in memory, or an empty name).
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        config = _read_database_url(url)
+        name = config.get("NAME", "")
+        if config.get("HOST") or name in {"", ":memory:"}:
             raise ImproperlyConfigured(f"DATABASE_URL {url!r} names no SQLite file")
-        file = Path(path) if Path(path).is_absolute() else base_dir / path
-        if url.startswith("sqlite:////"):
-            file = Path("/" + path)
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(file),
-            # The web server and the worker write to one file: each transaction takes the write
-            # lock when it begins (so what it checks still holds when it writes, as a row lock
-            # would on PostgreSQL), and the others wait for it instead of failing.
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # Tests use a file too, so that requests in threads really meet (tests/test_races.py).
-            "TEST": {"NAME": str(file.with_name(f"test_{file.stem}.sqlite3"))},
+        file = base_dir / name  # relative to the project; an absolute path stays as it is
+        config["NAME"] = str(file)
+        # The web server and the worker write to one file: each transaction takes the write
+        # lock when it begins (so what it checks still holds when it writes, as a row lock
+        # would on PostgreSQL), and the others wait for it instead of failing. (These replace
+        # any options in the URL's query string.)
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-    if parts.scheme in {"postgres", "postgresql"}:
-        name = unquote(parts.path.lstrip("/"))
-        if not name:
+        # Tests use a file too, so that requests in threads really meet (tests/test_races.py).
+        config["TEST"] = {"NAME": str(file.with_name(f"test_{file.stem}.sqlite3"))}
+        return config
+    if scheme in {"postgres", "postgresql"}:
+        # Connections are kept for a minute, and checked before a request reuses one.
+        config = _read_database_url(url, conn_max_age=60, conn_health_checks=True)
+        if not config.get("NAME"):
             raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database")
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name,
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
-            "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-        }
+        config["PORT"] = str(config.get("PORT", ""))
+        config.setdefault("OPTIONS", {})  # the query string: ?sslmode=require
+        return config
     raise ImproperlyConfigured(
-        f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}://"
+        f"DATABASE_URL must start with sqlite:// or postgres://, not {scheme or url!r}://"
     )
+
+
+def _read_database_url(url: str, **settings: Any) -> dict[str, Any]:
+    try:
+        return dict(dj_database_url.parse(url, **settings))
+    except ValueError as error:  # dj-database-url's ParseError: a port that is not a number
+        raise ImproperlyConfigured(f"DATABASE_URL can't be read: {error}") from None

@@ -1,12 +1,15 @@
 """The Provet client against the sandbox, through the real HTTP stack (in-process WSGI)."""
 
+import datetime as dt
 import json
 import logging
 from decimal import Decimal
+from email.utils import format_datetime
 
 import httpx
 import pytest
 from django.test import Client as DjangoClient
+from django.utils import timezone
 
 from clinics.models import Practice
 from clinics.provet import (
@@ -26,15 +29,20 @@ from tests.conftest import invoice_link_body
 
 
 class Recorder(httpx.BaseTransport):
-    """Passes requests to the sandbox and remembers them."""
+    """Passes requests to the sandbox and remembers them. With `retry_after` set, a 429's
+    Retry-After says that instead: the sandbox gives seconds, Provet may give an HTTP date."""
 
     def __init__(self):
         self.inner = wsgi_transport()
         self.requests: list[httpx.Request] = []
+        self.retry_after: str | None = None
 
     def handle_request(self, request):
         self.requests.append(request)
-        return self.inner.handle_request(request)
+        response = self.inner.handle_request(request)
+        if response.status_code == 429 and self.retry_after is not None:
+            response.headers["Retry-After"] = self.retry_after
+        return response
 
     def paths(self, fragment: str) -> list[str]:
         return [r.url.path for r in self.requests if fragment in r.url.path]
@@ -179,6 +187,55 @@ def test_a_long_retry_after_is_handed_to_the_caller(practice, provet, sleeps):
     with pytest.raises(ProvetRateLimited) as limited:
         provet.list_departments()
     assert limited.value.retry_after == 45
+    assert sleeps == []
+
+
+@pytest.fixture
+def now(app_clock) -> dt.datetime:
+    """The clock stopped on a whole second, as an HTTP date counts."""
+    moment = timezone.now().replace(microsecond=0)
+    app_clock(moment)
+    return moment
+
+
+def http_date(moment: dt.datetime) -> str:
+    return format_datetime(moment.astimezone(dt.UTC), usegmt=True)
+
+
+def test_a_retry_after_date_moments_away_is_waited_out(practice, provet, sleeps, recorder, now):
+    add_fault(practice, path="department/", kind="429")
+    recorder.retry_after = http_date(now + dt.timedelta(seconds=2))
+    assert provet.list_departments()
+    assert sleeps == [2.0]
+
+
+def test_a_retry_after_date_further_off_is_handed_to_the_caller(
+    practice, provet, sleeps, recorder, now
+):
+    add_fault(practice, path="department/", kind="429")
+    recorder.retry_after = http_date(now + dt.timedelta(seconds=45))
+    with pytest.raises(ProvetRateLimited) as limited:
+        provet.list_departments()
+    assert limited.value.retry_after == 45
+    assert sleeps == []
+
+
+def test_a_retry_after_date_already_past_means_at_once(practice, provet, sleeps, recorder, now):
+    add_fault(practice, path="department/", kind="429")
+    recorder.retry_after = http_date(now - dt.timedelta(hours=1))
+    assert provet.list_departments()
+    assert sleeps == [0.0]
+
+
+@pytest.mark.parametrize("value", ["after lunch", "Mon, 32 Jan 2024 10:00:00 GMT", "inf", ""])
+def test_a_retry_after_that_is_neither_seconds_nor_a_date_means_a_minute(
+    practice, provet, sleeps, recorder, value
+):
+    add_fault(practice, path="department/", kind="429")
+    recorder.retry_after = value
+    with pytest.raises(ProvetRateLimited) as limited:
+        provet.list_departments()
+    assert limited.value.retry_after == 60
     assert sleeps == []
 
 

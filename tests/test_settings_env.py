@@ -70,7 +70,10 @@ def test_postgres_urls_give_every_part():
     assert config["OPTIONS"] == {"sslmode": "require"}
 
 
-@pytest.mark.parametrize("url", ["mysql://x@y/z", "postgres://host/", "sqlite://"])
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://x@y/z", "postgres://host/", "sqlite://", "sqlite://db.sqlite3", "postgres://h:x/db"],
+)
 def test_database_urls_that_cannot_work_are_refused(url):
     with pytest.raises(ImproperlyConfigured):
         parse_database_url(url, Path("/"))

@@ -13,8 +13,10 @@ so the credentials never leave.
 """
 
 import datetime as dt
+import email.utils
 import functools
 import logging
+import math
 import ssl
 import time
 import uuid
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 import certifi
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
 from clinics.provet.auth import OAUTH2, Connection, tokens
 from clinics.provet.errors import (
@@ -57,6 +60,8 @@ BACKOFF_BASE = 0.5  # seconds; doubles on every attempt
 # A Retry-After longer than this is not waited out inside a request: the caller is told instead
 # (the poller pauses the practice, a person sees "Provet is busy, try again in a minute").
 MAX_RETRY_WAIT = 10.0
+# What a 429 without a readable Retry-After is taken to ask for.
+DEFAULT_RETRY_AFTER = 60.0
 DEFAULT_PAGE_SIZE = 50
 
 
@@ -453,7 +458,20 @@ def _error_from(response: httpx.Response, correlation_id: str) -> ProvetError:
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """The seconds Provet asks to wait. Retry-After is either seconds or an HTTP date (RFC 9110):
+    a date is counted from now, and one already past means at once. Without one, or with one
+    that reads as neither, a minute."""
+    value = response.headers.get("Retry-After", "").strip()
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "60")))
+        seconds = float(value)
     except ValueError:
-        return 60.0
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER
+        if when.tzinfo is None:  # "-0000": an HTTP date is in UTC anyway
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - timezone.now()).total_seconds()
+    if not math.isfinite(seconds):
+        return DEFAULT_RETRY_AFTER
+    return max(0.0, seconds)
