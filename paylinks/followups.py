@@ -66,7 +66,7 @@ def follow_up_practice(practice: Practice, now: dt.datetime | None = None) -> Fo
     practice.refresh_from_db()  # turned off or closed since the pass was queued?
     if not (practice.is_active and practice.auto_follow_up and practice.is_open_at(now)):
         return report
-    if practice.paused_until and practice.paused_until > now:
+    if practice.pause_ends_at(now):
         report.stopped = "Provet asked PayLinks to wait"
         return report
     for link in candidates(practice, now)[:SENDS_PER_PASS]:
