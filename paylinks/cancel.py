@@ -22,8 +22,9 @@ def cancel_link(
 
     Raises CannotCancel for a link that is already over, ProvetError when Provet can't answer.
     """
-    if not link.is_open or link.postransaction_id is None:
+    if not link.can_cancel:
         raise CannotCancel(_("Only a link that is waiting for payment can be cancelled."))
+    assert link.postransaction_id is not None  # can_cancel says so
     with link.practice.provet_client() as client:
         try:
             client.delete_postransaction(link.postransaction_id)

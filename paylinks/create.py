@@ -279,7 +279,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     if old.cancelled_at:
         _discard(link)  # a colleague's Cancel won the race: it stands
         raise LinkNotCreated(_(_CANCELLED_MEANWHILE))
-    if not old.is_open or old.postransaction_id is None:
+    if not old.can_cancel:
         return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
         cancel_link(

@@ -405,6 +405,11 @@ class PaymentLink(models.Model):
         )
 
     @property
+    def can_cancel(self) -> bool:
+        """Its postransaction can still be deleted in Provet: it is open and Provet made it."""
+        return self.is_open and self.postransaction_id is not None
+
+    @property
     def is_replaced(self) -> bool:
         """A later link was made for the same money ("send again").
 

@@ -30,12 +30,7 @@ def offers_check_now(link: PaymentLink, *, replaced: bool) -> bool:
     is left to the poller's late look."""
     if link.state == PaymentLink.State.UNKNOWN:
         return not link.needs_review  # a person decides that one, not Provet
-    return (
-        link.is_open
-        and link.postransaction_id is not None
-        and not link.cancelled_at
-        and not replaced
-    )
+    return link.can_cancel and not replaced
 
 
 def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> bool:

@@ -34,7 +34,7 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
         raise LinkNotCreated(
             _("This link was cancelled. Make a new link from the invoice instead.")
         )
-    if link.is_open and link.postransaction_id:
+    if link.can_cancel:
         read_status(link, source=LinkEvent.Source.USER, user=user)  # the page may be stale
     if link.payment_status == PaymentStatus.ACCEPTED:
         raise LinkNotCreated(_("The client has already paid this link."))

@@ -189,7 +189,7 @@ class LinkSerializer(serializers.Serializer):
         return str(replacement.code) if replacement is not None else None
 
     def get_can_cancel(self, link: PaymentLink) -> bool:
-        return link.is_open and link.postransaction_id is not None
+        return link.can_cancel
 
     @extend_schema_field(EventSerializer(many=True))
     def get_timeline(self, link: PaymentLink) -> list[dict[str, Any]]:
