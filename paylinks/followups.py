@@ -26,7 +26,7 @@ from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
 from clinics.sync import explain
 from paylinks.create import AlreadyReplaced, LinkNotCreated
-from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink
 from paylinks.reissue import send_again_automatically
 
 logger = logging.getLogger(__name__)
@@ -107,18 +107,14 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
         | Q(delivery_method=DeliveryMethod.EMAIL, invoice__client_no_email=False)
     )
     links = (
-        PaymentLink.objects.filter(
+        PaymentLink.objects.counted_as("expired")
+        .filter(
             reachable,
             practice=practice,
             invoice__isnull=False,
-            invoice__due_sum__gt=0,
-            state=PaymentLink.State.CLOSED,
-            payment_status=PaymentStatus.EXPIRED,
-            cancelled_at__isnull=True,
             expires_at__lte=expired_before,
             expires_at__gt=expired_after,
         )
-        .not_replaced()
         .exclude(Exists(waiting))
         # An address that could not be reached would not be reached again.
         .exclude(delivery_status=DeliveryStatus.FAILED)

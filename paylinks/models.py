@@ -686,7 +686,8 @@ class PaymentLink(models.Model):
 
 def _expired_unpaid() -> Q:
     """Expired links whose money is still missing, each counted once: the links the pages call
-    "Expired" (link_words.status_words), and the follow-up queue lists.
+    "Expired" (link_words.status_words), the follow-up page lists and the automatic follow-up
+    sends again (paylinks/followups.py).
 
     Not a link that was sent again or replaced: the link made in its place counts instead (as
     paid, waiting or expired in its turn). Not a link of an invoice with nothing left due: a

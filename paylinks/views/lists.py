@@ -232,13 +232,7 @@ def _named_practice(request: HttpRequest) -> Practice | None:
 def followup(request: HttpRequest) -> HttpResponse:
     """Expired unpaid links whose money is still due and that nobody has sent again yet."""
     practice = current_practice(request)
-    links = (
-        _practice_links(request, practice)
-        .not_replaced()
-        .filter(payment_status=PaymentStatus.EXPIRED)
-        .filter(Q(invoice__isnull=True) | Q(invoice__due_sum__gt=0))
-        .order_by("-expires_at")
-    )
+    links = _practice_links(request, practice).counted_as("expired").order_by("-expires_at")
     page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
     # Each row's "Send again" is a form of its own, with its own one-time token.
     rows = [(link, new_form_token()) for link in page]
