@@ -83,6 +83,18 @@ class PracticeQuerySet(models.QuerySet["Practice"]):
             return self.all()
         return self.filter(memberships__user=user).distinct()
 
+    def managed_by(self, user) -> "PracticeQuerySet":
+        """The practices a person manages, as a manager or an admin (all, for a superuser):
+        where they see the dashboard and decide which Provet link a link is."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        # One filter() call, so the managing membership must be this person's own.
+        return self.filter(
+            memberships__user=user, memberships__role__in=Membership.MANAGING_ROLES
+        ).distinct()
+
     def for_webhook_secret(self, secret: str) -> "PracticeQuerySet":
         """The active practice whose webhook address this is: the current one, or the one
         before a rotation while its grace period lasts."""
@@ -384,6 +396,8 @@ class Membership(models.Model):
         RECEPTION = "reception", _("Reception")
         MANAGER = "manager", _("Manager")
         ADMIN = "admin", _("Admin")
+
+    MANAGING_ROLES = (Role.MANAGER, Role.ADMIN)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
