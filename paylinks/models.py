@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinics import crypto
@@ -141,7 +142,35 @@ class Invoice(models.Model):
 
     @property
     def is_payable(self) -> bool:
-        return self.status == InvoiceStatus.FINALIZED and not self.credit_note and self.due_sum > 0
+        return not self.link_problem()
+
+    def link_problem(self) -> str:
+        """Why no link can be made for this invoice at all, or "" when one can."""
+        if self.status != InvoiceStatus.FINALIZED:
+            return gettext(
+                "Invoice %(invoice)s is %(status)s: only a finalized invoice can be paid. "
+                "Finalize it in Provet first."
+            ) % {"invoice": self, "status": self.get_status_display().lower()}
+        if self.credit_note:
+            return gettext("Invoice %(invoice)s is a credit note: there is nothing to pay.") % {
+                "invoice": self
+            }
+        department = self.department
+        if department is None:
+            return gettext(
+                "Provet Pay is not allowed in its department, so no link can be made for "
+                "this invoice."
+            )
+        if not department.allow_nhp_processing:
+            return gettext(
+                "Provet Pay is not allowed in %(department)s, so no link can be made for this "
+                "invoice."
+            ) % {"department": department.name}
+        if self.due_sum <= 0:
+            return gettext("Nothing is due on invoice %(invoice)s: it has been paid.") % {
+                "invoice": self
+            }
+        return ""
 
     def open_links(self) -> models.QuerySet["PaymentLink"]:
         return self.links.open()

@@ -47,10 +47,9 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
 def _still_free(link: PaymentLink, invoice: Invoice) -> Decimal:
     """What a link in this one's place may ask for: what is due on the invoice (just read from
     Provet), less what its other payable links ask for. Raises LinkNotCreated, AlreadyReplaced."""
-    if not invoice.is_payable:
-        raise LinkNotCreated(
-            _("Nothing is due on invoice %(invoice)s: it has been paid.") % {"invoice": invoice}
-        )
+    problem = invoice.link_problem()
+    if problem:
+        raise LinkNotCreated(problem)
     amount = invoice.free_amount(replacing=link)
     if amount <= 0:
         replacement = link.live_replacement()  # made while we asked Provet?

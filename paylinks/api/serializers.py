@@ -12,7 +12,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from paylinks.forms import InvoiceLinkForm
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -251,7 +250,7 @@ class InvoiceSerializer(serializers.Serializer):
         serializers.CharField(help_text="Why no link can be made for it, or empty when one can.")
     )
     def get_problem(self, invoice) -> str:
-        return InvoiceLinkForm.invoice_problem(invoice)
+        return invoice.link_problem()
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
