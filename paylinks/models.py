@@ -15,45 +15,18 @@ from django.utils.translation import gettext_lazy as _
 
 from clinics import crypto
 from clinics.models import Department, Practice
-from clinics.provet.types import PosTransaction
+from clinics.provet.types import DeliveryStatus, InvoiceStatus, PaymentStatus, PosTransaction
 from paylinks.cadence import next_check_at
 
 
-class InvoiceStatus(models.IntegerChoices):
-    DRAFT = 0, _("Draft")
-    SENT = 1, _("Sent")
-    OPEN = 2, _("Open")
-    FINALIZED = 3, _("Finalized")
-    INVOICING = 4, _("Invoicing")
-    VOIDED = 99, _("Voided")
-
-
-class PaymentStatus(models.IntegerChoices):
-    PENDING = 1, _("Waiting for payment")
-    FAILED = 2, _("Payment failed")
-    EXPIRED = 3, _("Expired")
-    ABORTED = 4, _("Cancelled by the client")
-    ACCEPTED = 5, _("Paid")
-
-    @classmethod
-    def final(cls) -> set[int]:
-        return {cls.FAILED, cls.EXPIRED, cls.ABORTED, cls.ACCEPTED}
-
-    @classmethod
-    def rank(cls, status: int | None) -> int:
-        """Statuses only move forward: pending, then an ending, and Paid above every other
-        ending (a payment that raced the expiry still counts)."""
-        if status is None:
-            return -1
-        if status == cls.PENDING:
-            return 0
-        return 2 if status == cls.ACCEPTED else 1
-
-
-class DeliveryStatus(models.IntegerChoices):
-    NOT_SENT = 1, _("Not sent")
-    SENT = 2, _("Sent")
-    FAILED = 3, _("Delivery failed")
+def payment_rank(status: int | None) -> int:
+    """Statuses only move forward: pending, then an ending, and Paid above every other ending
+    (a payment that raced the expiry still counts)."""
+    if status is None:
+        return -1
+    if status == PaymentStatus.PENDING:
+        return 0
+    return 2 if status == PaymentStatus.ACCEPTED else 1
 
 
 def delivery_rank(status: int | None) -> int:
@@ -582,9 +555,9 @@ class PaymentLink(models.Model):
         info = posted.payment_link
         if info is None:
             return False
-        if PaymentStatus.rank(info.payment_status) <= PaymentStatus.rank(
-            self.payment_status
-        ) and delivery_rank(info.delivery_status) <= delivery_rank(self.delivery_status):
+        if payment_rank(info.payment_status) <= payment_rank(self.payment_status) and delivery_rank(
+            info.delivery_status
+        ) <= delivery_rank(self.delivery_status):
             # Nothing new even against what we held (the row can only be further along):
             # the poller's usual answer costs one update, not a locked transaction.
             self.checked_at = now or timezone.now()
@@ -624,7 +597,7 @@ class PaymentLink(models.Model):
                 _label(DeliveryStatus, old_delivery),
                 _label(DeliveryStatus, delivery_status),
             )
-        if PaymentStatus.rank(payment_status) > PaymentStatus.rank(self.payment_status):
+        if payment_rank(payment_status) > payment_rank(self.payment_status):
             old_payment = self.payment_status
             self.payment_status = payment_status
             fields.append("payment_status")
