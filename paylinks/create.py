@@ -448,7 +448,7 @@ def _check_automatic_sends_left(invoice: Invoice, practice: Practice) -> None:
 
 def automatic_sends(invoice: Invoice) -> int:
     """Links the automatic follow-up made for this invoice (attempts Provet never made aside)."""
-    return invoice.links.live().filter(sent_automatically=True).count()
+    return invoice.links.automatic_sends().count()
 
 
 def _lock_invoice(invoice: Invoice) -> Invoice:

@@ -19,7 +19,8 @@ import logging
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from clinics.models import Practice
@@ -100,6 +101,14 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
     if practice.follow_up_since is not None:
         expired_after = max(expired_after, practice.follow_up_since)
     waiting = PaymentLink.objects.filter(PaymentLink.open_q(), invoice=OuterRef("invoice"))
+    automatic_sends = (
+        PaymentLink.objects.automatic_sends()
+        .filter(invoice=OuterRef("invoice"))
+        .order_by()
+        .values("invoice")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     reachable = (
         Q(delivery_method=DeliveryMethod.SMS_AND_EMAIL)
         & ~Q(invoice__client_no_sms=True, invoice__client_no_email=True)
@@ -118,13 +127,7 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
         .exclude(Exists(waiting))
         # An address that could not be reached would not be reached again.
         .exclude(delivery_status=DeliveryStatus.FAILED)
-        .annotate(
-            automatic=Count(
-                "invoice__links",
-                filter=Q(invoice__links__sent_automatically=True)
-                & ~Q(invoice__links__state=PaymentLink.State.FAILED),
-            )
-        )
+        .annotate(automatic=Coalesce(Subquery(automatic_sends), 0))
         .filter(automatic__lt=practice.follow_up_max_sends)
         .select_related("practice", "invoice", "department", "prepayment")
         .order_by("expires_at", "pk")

@@ -193,6 +193,11 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
         """Every link but attempts Provet never made: what counts as a replacement."""
         return self.exclude(state=PaymentLink.State.FAILED)
 
+    def automatic_sends(self) -> "PaymentLinkQuerySet":
+        """Links the automatic follow-up made, attempts Provet never made aside: what counts
+        against the practice's `follow_up_max_sends` per invoice."""
+        return self.live().filter(sent_automatically=True)
+
     def recently_closed(self, now: dt.datetime) -> "PaymentLinkQuerySet":
         """Links that ended unpaid lately (expired, failed, aborted; not cancelled by us): a
         payment that raced the ending may still show up on them. An ended link is not checked
