@@ -21,8 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from clinics.models import Practice
-from clinics.provet import ProvetClient, ProvetNotFound, ProvetValidationError
+from clinics.provet import ProvetClient, ProvetNotFound
 from clinics.provet.types import PosTransaction
+from paylinks.cancel import delete_in_provet
 from paylinks.models import DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus, Said
 
 
@@ -256,16 +257,12 @@ def _cancel_one(
         return _refused_paid(link, pk, owner, posted, user)
     if status != PaymentStatus.PENDING:
         return None  # expired, failed or aborted: nobody can pay it any more
-    try:
-        client.delete_postransaction(pk)
-    except ProvetNotFound:
-        pass  # gone meanwhile: the outcome wanted
-    except ProvetValidationError as error:
-        # Provet refuses to delete a completed payment: say what really happened.
-        now = _get(client, pk)
+    refusal = delete_in_provet(client, pk)
+    if refusal is not None:
+        now = refusal.posted
         if now and now.payment_link and now.payment_link.payment_status == PaymentStatus.ACCEPTED:
             return _refused_paid(link, pk, owner, now, user)
-        words = "; ".join(m for ms in error.flat_errors().values() for m in ms)
+        words = refusal.reasons
         # The timeline keeps it in English; the person pressing reads it in their language.
         refused = Said(
             gettext_noop("Provet Cloud would not cancel postransaction %(id)s: %(reasons)s"),
