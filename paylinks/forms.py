@@ -408,9 +408,7 @@ class InvoiceLinkForm(LinkForm):
 
     def _replace_label(self, link: PaymentLink) -> str:
         made = timezone.localtime(link.created_at, ZoneInfo(self.practice.timezone))
-        maker = (
-            link.created_by.get_full_name() or link.created_by.username if link.created_by else ""
-        )
+        maker = formats.person(link.created_by)
         words = {
             "amount": formats.money(link.amount, link.currency),
             "moment": formats.moment(made),

@@ -20,6 +20,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from clinics import formats
 from clinics.models import Practice
 from clinics.provet import ProvetClient, ProvetNotFound
 from clinics.provet.types import PosTransaction
@@ -154,7 +155,7 @@ def choose(link: PaymentLink, postransaction_id: int, user) -> list[Candidate]:
         )
 
     rest = [pk for pk in ids if pk != postransaction_id]
-    chosen = {"name": _name(user), "id": postransaction_id}
+    chosen = {"name": formats.person(user), "id": postransaction_id}
     if rest:
         others = ", ".join(str(pk) for pk in rest)
         message = Said(
@@ -199,7 +200,9 @@ def none_of_these(link: PaymentLink, user) -> None:
         locked.state = PaymentLink.State.FAILED
         locked.needs_review = False
         locked.next_check_at = None
-        locked.last_error = f"None of the matching Provet links is this one ({_name(user)})."
+        locked.last_error = (
+            f"None of the matching Provet links is this one ({formats.person(user)})."
+        )
         locked.save(update_fields=["state", "needs_review", "next_check_at", "last_error"])
         with translation.override("en"):  # the states' words are stored: in English
             locked.event(
@@ -346,7 +349,3 @@ def _owners(link: PaymentLink, ids: list[int]) -> dict[int, PaymentLink]:
         pk=link.pk
     )
     return {other.postransaction_id: other for other in owned if other.postransaction_id}
-
-
-def _name(user) -> str:
-    return user.get_full_name() or user.username

@@ -547,7 +547,7 @@ def person_name(user) -> str:
     """Who made a link, as the dashboard and the CSV export name them."""
     if user is None:
         return _("Nobody in PayLinks (made in Provet)")
-    return user.get_full_name() or user.get_username()
+    return formats.person(user)
 
 
 PERCENTILES = (50, 90)

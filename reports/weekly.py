@@ -142,7 +142,7 @@ def summary_message(
             "last": formats.day(sunday),
         }
         context = {
-            "name": user.get_full_name() or user.get_username(),
+            "name": formats.person(user),
             "week": week,
             "weeks": weeks,
             "site_url": site_url() + "/",

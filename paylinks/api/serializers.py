@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from clinics import formats
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -64,7 +65,7 @@ class EventSerializer(serializers.Serializer):
 
 
 def _person(user) -> str | None:
-    return (user.get_full_name() or user.get_username()) if user is not None else None
+    return formats.person(user) if user is not None else None
 
 
 class LinkSerializer(serializers.Serializer):

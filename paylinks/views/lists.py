@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from clinics import formats
 from clinics.models import Membership, Practice, midnight
 from paylinks.access import current_practice, links_for, practices_for
 from paylinks.forms import DayField, new_form_token
@@ -99,7 +100,7 @@ class LinkFilterForm(forms.Form):
         )
         self.fields["created_by"].choices = [
             ("", _("Anyone")),
-            *[(u.username, u.get_full_name() or u.username) for u in staff],
+            *[(u.username, formats.person(u)) for u in staff],
             (NOBODY, _("Someone in Provet itself")),
         ]
 
