@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThan
 from django.utils import timezone
@@ -74,7 +74,7 @@ class Budget:
     """What one ProvetClient spends on: its practice's shared count, at the context's priority."""
 
     def __init__(self, practice: Practice):
-        self.practice_id = practice.pk
+        self.practice = practice
         self.limit = practice.rate_budget_per_minute
         self.priority = _priority.get()
 
@@ -95,15 +95,15 @@ class Budget:
         weight = Case(When(minute=minute, then=Value(round((60 - seconds) / 60 * 1000))))
         used = F("spent_before") * Coalesce(weight, Value(1000)) + F("spent") * 1000
         fits: LessThan[int] = LessThan(used, cap * 1000)
-        row = RequestBudget.objects.filter(pk=self.practice_id)
+        row = RequestBudget.objects.filter(pk=self.practice.pk)
         for _ in range(3):
             # Only this row's own columns in the UPDATE's condition: PostgreSQL checks them again
             # on the locked row, so two processes can't both take the last request. (A filter
             # through the practice would make Django select the row in a subquery first.)
             takes = row.filter(fits, minute__gte=minute)
             if self.background:
-                paused = Practice.objects.filter(pk=OuterRef("practice_id"), paused_until__gt=now)
-                takes = takes.filter(~Exists(paused))
+                unpaused = Practice.objects.unpaused(now).filter(pk=OuterRef("practice_id"))
+                takes = takes.filter(Exists(unpaused))
             if takes.update(spent=F("spent") + 1):
                 return
             moved_on = row.filter(minute__lt=minute).update(
@@ -115,17 +115,13 @@ class Budget:
                 if row.exists():
                     break
                 RequestBudget.objects.bulk_create(
-                    [RequestBudget(practice_id=self.practice_id, minute=minute)],
+                    [RequestBudget(practice_id=self.practice.pk, minute=minute)],
                     ignore_conflicts=True,
                 )
         raise self._refusal(now, seconds)
 
     def _refusal(self, now: dt.datetime, seconds: float) -> ProvetBudgetSpent:
-        paused_until = (
-            Practice.objects.filter(pk=self.practice_id, paused_until__gt=now)
-            .values_list("paused_until", flat=True)
-            .first()
-        )
+        paused_until = self.practice.pause_ends_at(now)
         if self.background and paused_until is not None:
             return ProvetBudgetSpent(
                 f"Provet Cloud asked PayLinks to wait until "
@@ -140,10 +136,7 @@ class Budget:
     def rate_limited(self, retry_after: float) -> None:
         """Provet answered 429: background work waits until Retry-After, in every process."""
         until = timezone.now() + dt.timedelta(seconds=retry_after)
-        paused = Practice.objects.filter(
-            Q(paused_until__isnull=True) | Q(paused_until__lt=until), pk=self.practice_id
-        ).update(paused_until=until)
-        if paused:
+        if self.practice.pause(until):
             logger.warning(
-                "provet rate limited practice %s: paused until %s", self.practice_id, until
+                "provet rate limited practice %s: paused until %s", self.practice.pk, until
             )

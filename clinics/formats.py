@@ -26,6 +26,14 @@ def current_locale() -> Locale:
         return Locale.parse("en_GB")
 
 
+def person(user) -> str:
+    """A person as pages and e-mails name them: their full name, else their username; ""
+    for nobody."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
 def money(amount: Decimal | None, currency: str) -> str:
     if amount is None:
         return ""

@@ -83,6 +83,18 @@ class PracticeQuerySet(models.QuerySet["Practice"]):
             return self.all()
         return self.filter(memberships__user=user).distinct()
 
+    def managed_by(self, user) -> "PracticeQuerySet":
+        """The practices a person manages, as a manager or an admin (all, for a superuser):
+        where they see the dashboard and decide which Provet link a link is."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        # One filter() call, so the managing membership must be this person's own.
+        return self.filter(
+            memberships__user=user, memberships__role__in=Membership.MANAGING_ROLES
+        ).distinct()
+
     def for_webhook_secret(self, secret: str) -> "PracticeQuerySet":
         """The active practice whose webhook address this is: the current one, or the one
         before a rotation while its grace period lasts."""
@@ -91,6 +103,18 @@ class PracticeQuerySet(models.QuerySet["Practice"]):
             previous_webhook_secret=secret, previous_webhook_secret_until__gt=timezone.now()
         )
         return self.filter(current | previous, is_active=True)
+
+    def paused(self, now: dt.datetime | None = None) -> "PracticeQuerySet":
+        """Practices whose background work waits on Provet now (Practice.pause)."""
+        return self.filter(_paused(now))
+
+    def unpaused(self, now: dt.datetime | None = None) -> "PracticeQuerySet":
+        """Practices whose background work may ask Provet now."""
+        return self.exclude(_paused(now))
+
+
+def _paused(now: dt.datetime | None) -> Q:
+    return Q(paused_until__gt=now or timezone.now())
 
 
 class Practice(models.Model):
@@ -199,7 +223,7 @@ class Practice(models.Model):
     # again, so turning it on doesn't send every old expired link at once.
     follow_up_since = models.DateTimeField(null=True, blank=True, editable=False)
     # Provet asked PayLinks to wait (a 429 on any request), or the poller found the credentials
-    # refused: background work stops until then (clinics/budget.py).
+    # refused: background work stops until then (Practice.pause, PracticeQuerySet.unpaused).
     paused_until = models.DateTimeField(null=True, blank=True, editable=False)
     connection_problem = models.CharField(max_length=300, blank=True, editable=False)
     # The poller's last pass over this practice (paused or not): /healthz tells its age.
@@ -245,6 +269,28 @@ class Practice(models.Model):
             )
         if errors:
             raise ValidationError(errors)
+
+    def pause(self, until: dt.datetime, problem: str | None = None) -> bool:
+        """Stop the practice's background work until `until`, in every process: Provet asked
+        PayLinks to wait (a 429), or refused its credentials (`problem` says so in admin).
+
+        A longer pause already set stands: the conditional UPDATE never shortens it, even when
+        two processes pause at once. Answers whether the pause was set or lengthened."""
+        rows = Practice.objects.filter(pk=self.pk)
+        if problem is not None:
+            rows.update(connection_problem=problem)
+            self.connection_problem = problem
+        shorter = Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+        lengthened = bool(rows.filter(shorter).update(paused_until=until))
+        if lengthened:
+            self.paused_until = until
+        return lengthened
+
+    def pause_ends_at(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """When the pause in force now ends, or None: read afresh, as another process may
+        have paused the practice since this row was loaded."""
+        paused = Practice.objects.filter(pk=self.pk).paused(now)
+        return paused.values_list("paused_until", flat=True).first()
 
     def is_open_at(self, moment: dt.datetime) -> bool:
         """Whether the practice is open at this moment, by its opening hours in its time zone:
@@ -350,6 +396,8 @@ class Membership(models.Model):
         RECEPTION = "reception", _("Reception")
         MANAGER = "manager", _("Manager")
         ADMIN = "admin", _("Admin")
+
+    MANAGING_ROLES = (Role.MANAGER, Role.ADMIN)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"

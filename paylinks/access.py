@@ -3,18 +3,20 @@
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
-from clinics.models import Membership, Practice
+from clinics.models import Practice
 from config.logs import bind
 from paylinks.models import PaymentLink, PaymentLinkQuerySet
-
-# The roles that see the dashboard and decide what needs review.
-MANAGING_ROLES = [Membership.Role.MANAGER, Membership.Role.ADMIN]
 
 SESSION_KEY = "practice"
 
 
 def practices_for(user) -> QuerySet[Practice]:
     return Practice.objects.for_user(user).filter(is_active=True)
+
+
+def managed_practices(user) -> QuerySet[Practice]:
+    """The active practices the person manages (PracticeQuerySet.managed_by)."""
+    return Practice.objects.filter(is_active=True).managed_by(user)
 
 
 def current_practice(request: HttpRequest) -> Practice:
@@ -30,10 +32,3 @@ def current_practice(request: HttpRequest) -> Practice:
 
 def links_for(user) -> PaymentLinkQuerySet:
     return PaymentLink.objects.with_replaced().filter(practice__in=practices_for(user))
-
-
-def role_in(user, practice: Practice) -> str | None:
-    if user.is_superuser:
-        return Membership.Role.ADMIN
-    membership = practice.memberships.filter(user=user).first()
-    return membership.role if membership else None

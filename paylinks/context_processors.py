@@ -1,8 +1,8 @@
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 
-from clinics.models import Membership
-from paylinks.access import MANAGING_ROLES, SESSION_KEY, practices_for
+from clinics.models import Practice
+from paylinks.access import SESSION_KEY, practices_for
 
 
 def practices(request: HttpRequest) -> dict:
@@ -14,9 +14,9 @@ def practices(request: HttpRequest) -> dict:
     user = request.user
     if not user.is_authenticated:
         return {}
-    role = Membership.objects.filter(practice=OuterRef("pk"), user=user).values("role")[:1]
-    practices = list(practices_for(user).annotate(my_role=Subquery(role)))
-    manages = user.is_superuser or any(p.my_role in MANAGING_ROLES for p in practices)
+    managed = Practice.objects.managed_by(user).filter(pk=OuterRef("pk"))
+    practices = list(practices_for(user).annotate(managed=Exists(managed)))
+    manages = any(p.managed for p in practices)
     chosen = request.session.get(SESSION_KEY)
     working_in = next((p for p in practices if str(p.code) == chosen), None)
     return {

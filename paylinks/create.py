@@ -279,7 +279,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
     if old.cancelled_at:
         _discard(link)  # a colleague's Cancel won the race: it stands
         raise LinkNotCreated(_(_CANCELLED_MEANWHILE))
-    if not old.is_open or old.postransaction_id is None:
+    if not old.can_cancel:
         return False  # expired, failed or cancelled already: nothing can be paid with it
     try:
         cancel_link(
@@ -448,7 +448,7 @@ def _check_automatic_sends_left(invoice: Invoice, practice: Practice) -> None:
 
 def automatic_sends(invoice: Invoice) -> int:
     """Links the automatic follow-up made for this invoice (attempts Provet never made aside)."""
-    return invoice.links.live().filter(sent_automatically=True).count()
+    return invoice.links.automatic_sends().count()
 
 
 def _lock_invoice(invoice: Invoice) -> Invoice:

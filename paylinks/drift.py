@@ -113,12 +113,11 @@ def _keep_within_due(link: PaymentLink) -> None:
 
 
 def _open_links(practice: Practice) -> QuerySet[PaymentLink]:
-    return PaymentLink.objects.filter(
-        practice=practice,
-        state=PaymentLink.State.ACTIVE,
-        payment_status=PaymentStatus.PENDING,
-        cancelled_at__isnull=True,
-    ).select_related("practice", "invoice")
+    return (
+        PaymentLink.objects.counted_as("outstanding")
+        .filter(practice=practice)
+        .select_related("practice", "invoice")
+    )
 
 
 def _invoices_to_read(practice: Practice, now: dt.datetime) -> list[int]:

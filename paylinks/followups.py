@@ -19,14 +19,15 @@ import logging
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
 from clinics.sync import explain
 from paylinks.create import AlreadyReplaced, LinkNotCreated
-from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentStatus
+from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink
 from paylinks.reissue import send_again_automatically
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def follow_up_practice(practice: Practice, now: dt.datetime | None = None) -> Fo
     practice.refresh_from_db()  # turned off or closed since the pass was queued?
     if not (practice.is_active and practice.auto_follow_up and practice.is_open_at(now)):
         return report
-    if practice.paused_until and practice.paused_until > now:
+    if practice.pause_ends_at(now):
         report.stopped = "Provet asked PayLinks to wait"
         return report
     for link in candidates(practice, now)[:SENDS_PER_PASS]:
@@ -100,6 +101,14 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
     if practice.follow_up_since is not None:
         expired_after = max(expired_after, practice.follow_up_since)
     waiting = PaymentLink.objects.filter(PaymentLink.open_q(), invoice=OuterRef("invoice"))
+    automatic_sends = (
+        PaymentLink.objects.automatic_sends()
+        .filter(invoice=OuterRef("invoice"))
+        .order_by()
+        .values("invoice")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     reachable = (
         Q(delivery_method=DeliveryMethod.SMS_AND_EMAIL)
         & ~Q(invoice__client_no_sms=True, invoice__client_no_email=True)
@@ -107,28 +116,18 @@ def candidates(practice: Practice, now: dt.datetime) -> list[PaymentLink]:
         | Q(delivery_method=DeliveryMethod.EMAIL, invoice__client_no_email=False)
     )
     links = (
-        PaymentLink.objects.filter(
+        PaymentLink.objects.counted_as("expired")
+        .filter(
             reachable,
             practice=practice,
             invoice__isnull=False,
-            invoice__due_sum__gt=0,
-            state=PaymentLink.State.CLOSED,
-            payment_status=PaymentStatus.EXPIRED,
-            cancelled_at__isnull=True,
             expires_at__lte=expired_before,
             expires_at__gt=expired_after,
         )
-        .not_replaced()
         .exclude(Exists(waiting))
         # An address that could not be reached would not be reached again.
         .exclude(delivery_status=DeliveryStatus.FAILED)
-        .annotate(
-            automatic=Count(
-                "invoice__links",
-                filter=Q(invoice__links__sent_automatically=True)
-                & ~Q(invoice__links__state=PaymentLink.State.FAILED),
-            )
-        )
+        .annotate(automatic=Coalesce(Subquery(automatic_sends), 0))
         .filter(automatic__lt=practice.follow_up_max_sends)
         .select_related("practice", "invoice", "department", "prepayment")
         .order_by("expires_at", "pk")

@@ -21,7 +21,6 @@ from paylinks.create import LinkDraft, above_due
 from paylinks.models import (
     DeliveryMethod,
     Invoice,
-    InvoiceStatus,
     PaymentLink,
     RecurringModel,
     Tokenize,
@@ -409,9 +408,7 @@ class InvoiceLinkForm(LinkForm):
 
     def _replace_label(self, link: PaymentLink) -> str:
         made = timezone.localtime(link.created_at, ZoneInfo(self.practice.timezone))
-        maker = (
-            link.created_by.get_full_name() or link.created_by.username if link.created_by else ""
-        )
+        maker = formats.person(link.created_by)
         words = {
             "amount": formats.money(link.amount, link.currency),
             "moment": formats.moment(made),
@@ -458,39 +455,10 @@ class InvoiceLinkForm(LinkForm):
             return None
         return next(link for link in self.replaceable if str(link.code) == code)
 
-    @staticmethod
-    def invoice_problem(invoice: Invoice) -> str:
-        """Why no link can be made for this invoice at all, or "" when one can."""
-        if invoice.status != InvoiceStatus.FINALIZED:
-            return _(
-                "Invoice %(invoice)s is %(status)s: only a finalized invoice can be paid. "
-                "Finalize it in Provet first."
-            ) % {"invoice": invoice, "status": invoice.get_status_display().lower()}
-        if invoice.credit_note:
-            return _("Invoice %(invoice)s is a credit note: there is nothing to pay.") % {
-                "invoice": invoice
-            }
-        department = invoice.department
-        if department is None or not department.allow_nhp_processing:
-            if department is None:
-                return _(
-                    "Provet Pay is not allowed in its department, so no link can be made for "
-                    "this invoice."
-                )
-            return _(
-                "Provet Pay is not allowed in %(department)s, so no link can be made for this "
-                "invoice."
-            ) % {"department": department.name}
-        if invoice.due_sum <= 0:
-            return _("Nothing is due on invoice %(invoice)s: it has been paid.") % {
-                "invoice": invoice
-            }
-        return ""
-
     def clean(self):
         cleaned = super().clean()
         invoice = self.invoice
-        problem = self.invoice_problem(invoice)
+        problem = invoice.link_problem()
         if problem:
             raise ValidationError(problem)
         # A hint at the field; paylinks/create.py checks it again under the invoice's lock.

@@ -10,49 +10,23 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from clinics import crypto
 from clinics.models import Department, Practice
-from clinics.provet.types import PosTransaction
+from clinics.provet.types import DeliveryStatus, InvoiceStatus, PaymentStatus, PosTransaction
 from paylinks.cadence import next_check_at
 
 
-class InvoiceStatus(models.IntegerChoices):
-    DRAFT = 0, _("Draft")
-    SENT = 1, _("Sent")
-    OPEN = 2, _("Open")
-    FINALIZED = 3, _("Finalized")
-    INVOICING = 4, _("Invoicing")
-    VOIDED = 99, _("Voided")
-
-
-class PaymentStatus(models.IntegerChoices):
-    PENDING = 1, _("Waiting for payment")
-    FAILED = 2, _("Payment failed")
-    EXPIRED = 3, _("Expired")
-    ABORTED = 4, _("Cancelled by the client")
-    ACCEPTED = 5, _("Paid")
-
-    @classmethod
-    def final(cls) -> set[int]:
-        return {cls.FAILED, cls.EXPIRED, cls.ABORTED, cls.ACCEPTED}
-
-    @classmethod
-    def rank(cls, status: int | None) -> int:
-        """Statuses only move forward: pending, then an ending, and Paid above every other
-        ending (a payment that raced the expiry still counts)."""
-        if status is None:
-            return -1
-        if status == cls.PENDING:
-            return 0
-        return 2 if status == cls.ACCEPTED else 1
-
-
-class DeliveryStatus(models.IntegerChoices):
-    NOT_SENT = 1, _("Not sent")
-    SENT = 2, _("Sent")
-    FAILED = 3, _("Delivery failed")
+def payment_rank(status: int | None) -> int:
+    """Statuses only move forward: pending, then an ending, and Paid above every other ending
+    (a payment that raced the expiry still counts)."""
+    if status is None:
+        return -1
+    if status == PaymentStatus.PENDING:
+        return 0
+    return 2 if status == PaymentStatus.ACCEPTED else 1
 
 
 def delivery_rank(status: int | None) -> int:
@@ -141,7 +115,35 @@ class Invoice(models.Model):
 
     @property
     def is_payable(self) -> bool:
-        return self.status == InvoiceStatus.FINALIZED and not self.credit_note and self.due_sum > 0
+        return not self.link_problem()
+
+    def link_problem(self) -> str:
+        """Why no link can be made for this invoice at all, or "" when one can."""
+        if self.status != InvoiceStatus.FINALIZED:
+            return gettext(
+                "Invoice %(invoice)s is %(status)s: only a finalized invoice can be paid. "
+                "Finalize it in Provet first."
+            ) % {"invoice": self, "status": self.get_status_display().lower()}
+        if self.credit_note:
+            return gettext("Invoice %(invoice)s is a credit note: there is nothing to pay.") % {
+                "invoice": self
+            }
+        department = self.department
+        if department is None:
+            return gettext(
+                "Provet Pay is not allowed in its department, so no link can be made for "
+                "this invoice."
+            )
+        if not department.allow_nhp_processing:
+            return gettext(
+                "Provet Pay is not allowed in %(department)s, so no link can be made for this "
+                "invoice."
+            ) % {"department": department.name}
+        if self.due_sum <= 0:
+            return gettext("Nothing is due on invoice %(invoice)s: it has been paid.") % {
+                "invoice": self
+            }
+        return ""
 
     def open_links(self) -> models.QuerySet["PaymentLink"]:
         return self.links.open()
@@ -190,6 +192,11 @@ class PaymentLinkQuerySet(models.QuerySet["PaymentLink"]):
     def live(self) -> "PaymentLinkQuerySet":
         """Every link but attempts Provet never made: what counts as a replacement."""
         return self.exclude(state=PaymentLink.State.FAILED)
+
+    def automatic_sends(self) -> "PaymentLinkQuerySet":
+        """Links the automatic follow-up made, attempts Provet never made aside: what counts
+        against the practice's `follow_up_max_sends` per invoice."""
+        return self.live().filter(sent_automatically=True)
 
     def recently_closed(self, now: dt.datetime) -> "PaymentLinkQuerySet":
         """Links that ended unpaid lately (expired, failed, aborted; not cancelled by us): a
@@ -405,6 +412,11 @@ class PaymentLink(models.Model):
         )
 
     @property
+    def can_cancel(self) -> bool:
+        """Its postransaction can still be deleted in Provet: it is open and Provet made it."""
+        return self.is_open and self.postransaction_id is not None
+
+    @property
     def is_replaced(self) -> bool:
         """A later link was made for the same money ("send again").
 
@@ -548,9 +560,9 @@ class PaymentLink(models.Model):
         info = posted.payment_link
         if info is None:
             return False
-        if PaymentStatus.rank(info.payment_status) <= PaymentStatus.rank(
-            self.payment_status
-        ) and delivery_rank(info.delivery_status) <= delivery_rank(self.delivery_status):
+        if payment_rank(info.payment_status) <= payment_rank(self.payment_status) and delivery_rank(
+            info.delivery_status
+        ) <= delivery_rank(self.delivery_status):
             # Nothing new even against what we held (the row can only be further along):
             # the poller's usual answer costs one update, not a locked transaction.
             self.checked_at = now or timezone.now()
@@ -590,7 +602,7 @@ class PaymentLink(models.Model):
                 _label(DeliveryStatus, old_delivery),
                 _label(DeliveryStatus, delivery_status),
             )
-        if PaymentStatus.rank(payment_status) > PaymentStatus.rank(self.payment_status):
+        if payment_rank(payment_status) > payment_rank(self.payment_status):
             old_payment = self.payment_status
             self.payment_status = payment_status
             fields.append("payment_status")
@@ -681,7 +693,8 @@ class PaymentLink(models.Model):
 
 def _expired_unpaid() -> Q:
     """Expired links whose money is still missing, each counted once: the links the pages call
-    "Expired" (link_words.status_words), and the follow-up queue lists.
+    "Expired" (link_words.status_words), the follow-up page lists and the automatic follow-up
+    sends again (paylinks/followups.py).
 
     Not a link that was sent again or replaced: the link made in its place counts instead (as
     paid, waiting or expired in its turn). Not a link of an invoice with nothing left due: a

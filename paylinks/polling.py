@@ -107,7 +107,7 @@ def poll_practice(
     deadline = time.monotonic() + PASS_SECONDS
     # The poller is alive, whether Provet lets it ask or not (/healthz).
     Practice.objects.filter(pk=practice.pk).update(polled_at=now)
-    if not _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+    if not Practice.objects.filter(pk=practice.pk).unpaused(now).exists():
         return report
     budget = pass_budget(practice)
     changed = _links_on_changed_invoices(practice, now)[:budget]
@@ -200,7 +200,7 @@ def check_webhook_links(practice: Practice, link_ids: Iterable[int], now=None) -
     They are claimed like the poller's own, and their changes are put down to the webhook."""
     now = now or timezone.now()
     report = PollReport()
-    if _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+    if Practice.objects.filter(pk=practice.pk).unpaused(now).exists():
         # Capped like a pass (an unallocated payment names every open prepayment link); the
         # rest stay due for the poller.
         links = _due(practice, now).filter(pk__in=list(link_ids)).order_by("-created_at")
@@ -215,7 +215,7 @@ def check_recently_closed(practice: Practice, invoice_ids: Iterable[int], now=No
     lately once more, in case the payment raced a link's ending."""
     now = now or timezone.now()
     report = PollReport()
-    if _unpaused(Practice.objects.filter(pk=practice.pk), now).exists():
+    if Practice.objects.filter(pk=practice.pk).unpaused(now).exists():
         links = PaymentLink.objects.filter(
             practice=practice, invoice__in=list(invoice_ids)
         ).recently_closed(now)
@@ -223,10 +223,6 @@ def check_recently_closed(practice: Practice, invoice_ids: Iterable[int], now=No
         chosen = list(links.select_related("practice")[: pass_budget(practice)])
         _claim_and_check(practice, chosen, now, report, LinkEvent.Source.WEBHOOK)
     return report
-
-
-def _unpaused(practices, now: dt.datetime):
-    return practices.filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
 
 
 def _due(practice: Practice, now: dt.datetime):
@@ -335,4 +331,4 @@ def _explained_in_english(error: ProvetError) -> str:
 
 def _pause(practice: Practice, until: dt.datetime, problem: str) -> None:
     logger.warning("pausing %s until %s %s", practice, until, problem)
-    Practice.objects.filter(pk=practice.pk).update(paused_until=until, connection_problem=problem)
+    practice.pause(until, problem)

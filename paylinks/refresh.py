@@ -19,6 +19,10 @@ CHECK_NOW_INTERVAL = dt.timedelta(seconds=5)
 class PracticePaused(Exception):
     """Provet asked PayLinks to wait (a 429), or refused its credentials: nobody asks it now."""
 
+    def __init__(self, message: str, until: dt.datetime):
+        super().__init__(message)
+        self.until = until
+
 
 def offers_check_now(link: PaymentLink, *, replaced: bool) -> bool:
     """Whether the link page offers "Check now": only while asking Provet could still change
@@ -26,12 +30,7 @@ def offers_check_now(link: PaymentLink, *, replaced: bool) -> bool:
     is left to the poller's late look."""
     if link.state == PaymentLink.State.UNKNOWN:
         return not link.needs_review  # a person decides that one, not Provet
-    return (
-        link.is_open
-        and link.postransaction_id is not None
-        and not link.cancelled_at
-        and not replaced
-    )
+    return link.can_cancel and not replaced
 
 
 def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> bool:
@@ -43,11 +42,12 @@ def check_now(link: PaymentLink, *, user, now: dt.datetime | None = None) -> boo
     Provet can't answer.
     """
     now = now or timezone.now()
-    paused_until = link.practice.paused_until
-    if paused_until and paused_until > now:
+    paused_until = link.practice.pause_ends_at(now)
+    if paused_until:
         raise PracticePaused(
             _("Provet Cloud asked PayLinks to wait until %(time)s; the link is checked after that.")
-            % {"time": formats.time(timezone.localtime(paused_until, link.practice.zone))}
+            % {"time": formats.time(timezone.localtime(paused_until, link.practice.zone))},
+            until=paused_until,
         )
     asks_provet = link.state == PaymentLink.State.UNKNOWN or (
         link.postransaction_id is not None and not link.cancelled_at
@@ -97,10 +97,10 @@ def refresh_if_stale(link: PaymentLink, now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     if link.is_final_for_display or link.cancelled_at:
         return
-    if link.practice.paused_until and link.practice.paused_until > now:
-        return  # the poller picks it up once Provet lets PayLinks ask again
     if link.checked_at and now - link.checked_at < WATCHED_INTERVAL:
         return
+    if link.practice.pause_ends_at(now):
+        return  # the poller picks it up once Provet lets PayLinks ask again
     if link.state == PaymentLink.State.UNKNOWN:
         reconcile_link(link, now)
         return

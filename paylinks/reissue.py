@@ -34,7 +34,7 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
         raise LinkNotCreated(
             _("This link was cancelled. Make a new link from the invoice instead.")
         )
-    if link.is_open and link.postransaction_id:
+    if link.can_cancel:
         read_status(link, source=LinkEvent.Source.USER, user=user)  # the page may be stale
     if link.payment_status == PaymentStatus.ACCEPTED:
         raise LinkNotCreated(_("The client has already paid this link."))
@@ -47,10 +47,9 @@ def send_again(link: PaymentLink, *, user, idempotency_key: str) -> PaymentLink:
 def _still_free(link: PaymentLink, invoice: Invoice) -> Decimal:
     """What a link in this one's place may ask for: what is due on the invoice (just read from
     Provet), less what its other payable links ask for. Raises LinkNotCreated, AlreadyReplaced."""
-    if not invoice.is_payable:
-        raise LinkNotCreated(
-            _("Nothing is due on invoice %(invoice)s: it has been paid.") % {"invoice": invoice}
-        )
+    problem = invoice.link_problem()
+    if problem:
+        raise LinkNotCreated(problem)
     amount = invoice.free_amount(replacing=link)
     if amount <= 0:
         replacement = link.live_replacement()  # made while we asked Provet?

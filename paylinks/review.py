@@ -20,13 +20,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from clinics.models import Membership
-from clinics.provet import ProvetClient, ProvetNotFound, ProvetValidationError
+from clinics import formats
+from clinics.models import Practice
+from clinics.provet import ProvetClient, ProvetNotFound
 from clinics.provet.types import PosTransaction
-from paylinks.access import role_in
+from paylinks.cancel import delete_in_provet
 from paylinks.models import DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus, Said
-
-REVIEWERS = {Membership.Role.MANAGER, Membership.Role.ADMIN}
 
 
 class CannotReview(Exception):
@@ -97,7 +96,7 @@ class Candidate:
 
 def can_review(user, link: PaymentLink) -> bool:
     """Managers and admins of the link's practice decide; reception staff see the link only."""
-    return role_in(user, link.practice) in REVIEWERS
+    return Practice.objects.managed_by(user).filter(pk=link.practice_id).exists()
 
 
 def is_waiting(link: PaymentLink) -> bool:
@@ -156,7 +155,7 @@ def choose(link: PaymentLink, postransaction_id: int, user) -> list[Candidate]:
         )
 
     rest = [pk for pk in ids if pk != postransaction_id]
-    chosen = {"name": _name(user), "id": postransaction_id}
+    chosen = {"name": formats.person(user), "id": postransaction_id}
     if rest:
         others = ", ".join(str(pk) for pk in rest)
         message = Said(
@@ -201,7 +200,9 @@ def none_of_these(link: PaymentLink, user) -> None:
         locked.state = PaymentLink.State.FAILED
         locked.needs_review = False
         locked.next_check_at = None
-        locked.last_error = f"None of the matching Provet links is this one ({_name(user)})."
+        locked.last_error = (
+            f"None of the matching Provet links is this one ({formats.person(user)})."
+        )
         locked.save(update_fields=["state", "needs_review", "next_check_at", "last_error"])
         with translation.override("en"):  # the states' words are stored: in English
             locked.event(
@@ -259,16 +260,12 @@ def _cancel_one(
         return _refused_paid(link, pk, owner, posted, user)
     if status != PaymentStatus.PENDING:
         return None  # expired, failed or aborted: nobody can pay it any more
-    try:
-        client.delete_postransaction(pk)
-    except ProvetNotFound:
-        pass  # gone meanwhile: the outcome wanted
-    except ProvetValidationError as error:
-        # Provet refuses to delete a completed payment: say what really happened.
-        now = _get(client, pk)
+    refusal = delete_in_provet(client, pk)
+    if refusal is not None:
+        now = refusal.posted
         if now and now.payment_link and now.payment_link.payment_status == PaymentStatus.ACCEPTED:
             return _refused_paid(link, pk, owner, now, user)
-        words = "; ".join(m for ms in error.flat_errors().values() for m in ms)
+        words = refusal.reasons
         # The timeline keeps it in English; the person pressing reads it in their language.
         refused = Said(
             gettext_noop("Provet Cloud would not cancel postransaction %(id)s: %(reasons)s"),
@@ -352,7 +349,3 @@ def _owners(link: PaymentLink, ids: list[int]) -> dict[int, PaymentLink]:
         pk=link.pk
     )
     return {other.postransaction_id: other for other in owned if other.postransaction_id}
-
-
-def _name(user) -> str:
-    return user.get_full_name() or user.username

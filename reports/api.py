@@ -15,6 +15,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from paylinks.access import managed_practices
 from paylinks.api.access import practice_for
 from paylinks.api.errors import invalid
 from paylinks.api.schema import PRACTICE, problems
@@ -129,7 +130,7 @@ class SummarySerializer(serializers.Serializer):
 @api_view(["GET"])
 def summary(request: Request) -> Response:
     practice = practice_for(request)
-    if practice not in figures.managed_practices(request.user):
+    if practice not in managed_practices(request.user):
         raise PermissionDenied("The summary is for managers and admins of a practice.")
     data = QueryDict(mutable=True)
     data.update(request.query_params)

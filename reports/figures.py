@@ -59,7 +59,6 @@ from django.db.models import (
     F,
     Func,
     Q,
-    QuerySet,
     Sum,
     TextField,
     When,
@@ -70,7 +69,6 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from clinics import formats
 from clinics.models import Department, Practice, midnight
-from paylinks.access import MANAGING_ROLES
 from paylinks.models import LINK_FIGURES, DeliveryMethod, PaymentLink, PaymentLinkQuerySet
 from paylinks.views.lists import NOBODY
 from reports.chart import Chart, draw
@@ -99,17 +97,6 @@ CHANNEL_NAMES = {
 def _money() -> DecimalField:
     """Sums of amounts: room for a large practice's year."""
     return DecimalField(max_digits=16, decimal_places=2)
-
-
-def managed_practices(user) -> QuerySet[Practice]:
-    """The active practices where the person is a manager or an admin (all, for a superuser)."""
-    practices = Practice.objects.filter(is_active=True)
-    if not user.is_authenticated:
-        return practices.none()
-    if user.is_superuser:
-        return practices
-    # One filter() call, so the manager membership must be this person's own.
-    return practices.filter(memberships__user=user, memberships__role__in=MANAGING_ROLES).distinct()
 
 
 def local_today(practice: Practice, now: dt.datetime | None = None) -> dt.date:
@@ -560,7 +547,7 @@ def person_name(user) -> str:
     """Who made a link, as the dashboard and the CSV export name them."""
     if user is None:
         return _("Nobody in PayLinks (made in Provet)")
-    return user.get_full_name() or user.get_username()
+    return formats.person(user)
 
 
 PERCENTILES = (50, 90)

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clinics.models import Department, Practice
-from paylinks.access import SESSION_KEY, current_practice
+from paylinks.access import SESSION_KEY, current_practice, managed_practices
 from paylinks.drift import open_findings
 from paylinks.forms import DayField
 from reports import export, figures
@@ -91,7 +91,7 @@ class DashboardFilterForm(forms.Form):
 
 def _filters(request: HttpRequest) -> DashboardFilterForm:
     """The filters asked for, among the practices this person manages; 403 for anyone else."""
-    practices = list(figures.managed_practices(request.user))
+    practices = list(managed_practices(request.user))
     if not practices:
         raise PermissionDenied(_("The dashboard is for managers and admins of a practice."))
     chosen = request.session.get(SESSION_KEY)

@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 
 from clinics import formats
 from clinics.models import Practice, Profile
+from paylinks.access import managed_practices
 from reports import figures
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def send_weekly_summary(
     claim: Callable[[Profile, dt.date], bool] = claim_week,
 ) -> bool:
     """Send this person the week's summary if it is due and not yet sent; True if sent."""
-    practices = list(figures.managed_practices(profile.user).order_by("name", "pk"))
+    practices = list(managed_practices(profile.user).order_by("name", "pk"))
     weeks = {week_to_send(practice, now) for practice in practices} - {None}
     if not weeks:
         return False
@@ -141,7 +142,7 @@ def summary_message(
             "last": formats.day(sunday),
         }
         context = {
-            "name": user.get_full_name() or user.get_username(),
+            "name": formats.person(user),
             "week": week,
             "weeks": weeks,
             "site_url": site_url() + "/",

@@ -198,7 +198,7 @@ def test_control_a_count_read_then_written_lets_the_racers_through(seeded, in_pr
     meeting = threading.Barrier(RACERS, timeout=DEADLINE)
 
     def read_then_write(budget: Budget) -> None:
-        row, _ = RequestBudget.objects.get_or_create(practice_id=budget.practice_id)
+        row, _ = RequestBudget.objects.get_or_create(practice_id=budget.practice.pk)
         if row.spent >= 4:
             raise ProvetBudgetSpent("spent", retry_after=60)
         meeting.wait()  # everyone has read the same count

@@ -2,11 +2,15 @@
 
 import datetime as dt
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from clinics.models import RequestBudget
+from clinics.budget import Priority, priority
+from clinics.models import Practice, RequestBudget
+from clinics.provet import ProvetRateLimited
+from clinics.provet import client as provet_client
 from paylinks import tasks
 from paylinks.cadence import AFTER_EXPIRY, interval_for, next_check_at
 from paylinks.create import create_link
@@ -249,3 +253,35 @@ def test_an_unchanged_invoice_costs_no_link_check(link):
     later = timezone.now() + dt.timedelta(seconds=20)
     PaymentLink.objects.filter(pk=link.pk).update(next_check_at=later + dt.timedelta(hours=1))
     assert poll_due_links(now=later).checked == 0
+
+
+def test_refused_credentials_never_cut_short_a_pause_provet_asked_for(
+    link, monkeypatch, in_process_provet
+):
+    """While the poller's token request is on its way, a page's read meets a 429 asking
+    PayLinks to wait an hour; then the poller hears its credentials refused. Its own pause is
+    shorter: the practice still waits the hour Provet asked for."""
+    page_copy = Practice.objects.get(pk=link.practice_id)  # still with the good credentials
+    add_fault(page_copy, path="department/$", kind="429", retry_after=3600)
+    link.practice.client_secret = "wrong"
+    link.practice.save()
+
+    page_reads = []
+
+    class PageReadMeanwhile(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/oauth2/token/") and not page_reads:
+                page_reads.append(request)
+                with (
+                    priority(Priority.PAGE),
+                    page_copy.provet_client() as client,
+                    pytest.raises(ProvetRateLimited),
+                ):
+                    client.list_departments()
+            return in_process_provet.handle_request(request)
+
+    monkeypatch.setattr(provet_client, "default_transport", PageReadMeanwhile)
+    poll_due_links(now=make_due(link))
+    link.practice.refresh_from_db()
+    assert "refused the credentials" in link.practice.connection_problem
+    assert link.practice.paused_until > timezone.now() + dt.timedelta(minutes=59)

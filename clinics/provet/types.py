@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from django.db import models
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext_lazy as _
 
 T = TypeVar("T")
 
@@ -33,27 +35,31 @@ def _date(value: Any) -> dt.date | None:
     return parse_date(value) if value else None
 
 
-class PaymentStatus:
-    PENDING = 1
-    FAILED = 2
-    EXPIRED = 3
-    ABORTED = 4
-    ACCEPTED = 5
+class PaymentStatus(models.IntegerChoices):
+    PENDING = 1, _("Waiting for payment")
+    FAILED = 2, _("Payment failed")
+    EXPIRED = 3, _("Expired")
+    ABORTED = 4, _("Cancelled by the client")
+    ACCEPTED = 5, _("Paid")
+
+    @classmethod
+    def final(cls) -> set[int]:
+        return {cls.FAILED, cls.EXPIRED, cls.ABORTED, cls.ACCEPTED}
 
 
-class DeliveryStatus:
-    NOT_SENT = 1
-    SENT = 2
-    FAILED = 3
+class DeliveryStatus(models.IntegerChoices):
+    NOT_SENT = 1, _("Not sent")
+    SENT = 2, _("Sent")
+    FAILED = 3, _("Delivery failed")
 
 
-class InvoiceStatus:
-    DRAFT = 0
-    SENT = 1
-    OPEN = 2
-    FINALIZED = 3
-    INVOICING = 4
-    VOIDED = 99
+class InvoiceStatus(models.IntegerChoices):
+    DRAFT = 0, _("Draft")
+    SENT = 1, _("Sent")
+    OPEN = 2, _("Open")
+    FINALIZED = 3, _("Finalized")
+    INVOICING = 4, _("Invoicing")
+    VOIDED = 99, _("Voided")
 
 
 @dataclass(frozen=True)

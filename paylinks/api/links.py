@@ -6,6 +6,7 @@ as the reception pages' forms do, and paylinks.create.create_link makes it (`Lin
 so every rule (amounts, never more than due, SMS needs a mobile number...) has one home.
 """
 
+import datetime as dt
 import math
 
 from django.urls import reverse
@@ -240,7 +241,7 @@ def refresh(request: Request, code: str) -> Response:
             raise Problem(
                 "provet-unavailable",
                 str(paused),
-                headers={"Retry-After": _seconds_until(found.practice)},
+                headers={"Retry-After": _seconds_until(paused.until)},
                 spends_key=False,
             ) from paused
         except ProvetError as error:
@@ -481,7 +482,5 @@ def _form_errors(form) -> dict[str, list[str]]:
     return errors
 
 
-def _seconds_until(practice: Practice) -> str:
-    paused = practice.paused_until
-    wait = (paused - timezone.now()).total_seconds() if paused else 1
-    return str(max(1, math.ceil(wait)))
+def _seconds_until(moment: dt.datetime) -> str:
+    return str(max(1, math.ceil((moment - timezone.now()).total_seconds())))

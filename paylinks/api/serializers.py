@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from paylinks.forms import InvoiceLinkForm
+from clinics import formats
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -65,7 +65,7 @@ class EventSerializer(serializers.Serializer):
 
 
 def _person(user) -> str | None:
-    return (user.get_full_name() or user.get_username()) if user is not None else None
+    return formats.person(user) if user is not None else None
 
 
 class LinkSerializer(serializers.Serializer):
@@ -189,7 +189,7 @@ class LinkSerializer(serializers.Serializer):
         return str(replacement.code) if replacement is not None else None
 
     def get_can_cancel(self, link: PaymentLink) -> bool:
-        return link.is_open and link.postransaction_id is not None
+        return link.can_cancel
 
     @extend_schema_field(EventSerializer(many=True))
     def get_timeline(self, link: PaymentLink) -> list[dict[str, Any]]:
@@ -251,7 +251,7 @@ class InvoiceSerializer(serializers.Serializer):
         serializers.CharField(help_text="Why no link can be made for it, or empty when one can.")
     )
     def get_problem(self, invoice) -> str:
-        return InvoiceLinkForm.invoice_problem(invoice)
+        return invoice.link_problem()
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):

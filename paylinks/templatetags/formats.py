@@ -1,7 +1,7 @@
 """Template filters for clinics.formats: `{% load formats %}`, then
 `{{ link.amount|money:practice.currency }}`, `{{ link.created_at|moment }}`,
-`{{ client.phone|phone:practice.country }}`. Datetimes arrive in the page's time zone (the
-practice's, set by base.html)."""
+`{{ client.phone|phone:practice.country }}`, `{{ link.created_by|person }}`. Datetimes arrive
+in the page's time zone (the practice's, set by base.html)."""
 
 from django import template
 
@@ -12,5 +12,6 @@ register = template.Library()
 register.filter("money", formats.money)
 register.filter("number", formats.number)
 register.filter("phone", formats.phone)
+register.filter("person", formats.person)
 for name in ("day", "short_day", "time", "moment"):
     register.filter(name, getattr(formats, name), expects_localtime=True)

@@ -243,7 +243,7 @@ def _problem(event: LinkEvent) -> str:
 
 def _who(event: LinkEvent) -> str:
     if event.user is not None:
-        return _("by %(name)s") % {"name": event.user.get_full_name() or event.user.username}
+        return _("by %(name)s") % {"name": formats.person(event.user)}
     if event.source == LinkEvent.Source.WEBHOOK:
         return _("Provet told us")
     if event.source == LinkEvent.Source.POLLER or (

@@ -10,7 +10,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -28,6 +27,7 @@ from paylinks.refresh import PracticePaused, check_now, offers_check_now
 from paylinks.reissue import send_again
 from paylinks.tasks import request_refresh
 from paylinks.templatetags.link_words import Seen, clock, status_words, what_changed
+from paylinks.views.going_back import page_to_go_back_to
 
 
 def _get_link_for_user(request: HttpRequest, code) -> PaymentLink:
@@ -119,7 +119,7 @@ def link_reissue(request: HttpRequest, code) -> HttpResponse:
         new = send_again(link, user=request.user, idempotency_key=token)
     except AlreadyReplaced as done:
         new = done.replacement
-        who = new.created_by.get_full_name() or new.created_by.username if new.created_by else ""
+        who = formats.person(new.created_by)
         at = clock(new.created_at, link)
         messages.info(
             request,
@@ -254,12 +254,7 @@ def _cancel_others(request: HttpRequest, link: PaymentLink) -> HttpResponse:
 def _next_or(request: HttpRequest, link: PaymentLink) -> str:
     """Back where the action was taken (the follow-up queue), if that is one of our pages;
     otherwise the page of `link`."""
-    target = request.POST.get("next", "")
-    if target.startswith("/") and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}
-    ):
-        return target
-    return reverse("paylinks:link", kwargs={"code": link.code})
+    return page_to_go_back_to(request) or reverse("paylinks:link", kwargs={"code": link.code})
 
 
 def _context(link: PaymentLink, user) -> dict:

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from clinics import formats
 from clinics.models import Membership, Practice, midnight
 from paylinks.access import current_practice, links_for, practices_for
 from paylinks.forms import DayField, new_form_token
@@ -99,7 +100,7 @@ class LinkFilterForm(forms.Form):
         )
         self.fields["created_by"].choices = [
             ("", _("Anyone")),
-            *[(u.username, u.get_full_name() or u.username) for u in staff],
+            *[(u.username, formats.person(u)) for u in staff],
             (NOBODY, _("Someone in Provet itself")),
         ]
 
@@ -232,13 +233,7 @@ def _named_practice(request: HttpRequest) -> Practice | None:
 def followup(request: HttpRequest) -> HttpResponse:
     """Expired unpaid links whose money is still due and that nobody has sent again yet."""
     practice = current_practice(request)
-    links = (
-        _practice_links(request, practice)
-        .not_replaced()
-        .filter(payment_status=PaymentStatus.EXPIRED)
-        .filter(Q(invoice__isnull=True) | Q(invoice__due_sum__gt=0))
-        .order_by("-expires_at")
-    )
+    links = _practice_links(request, practice).counted_as("expired").order_by("-expires_at")
     page = Paginator(links, PAGE_SIZE).get_page(request.GET.get("page"))
     # Each row's "Send again" is a form of its own, with its own one-time token.
     rows = [(link, new_form_token()) for link in page]

@@ -19,7 +19,6 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Case, CharField, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -35,6 +34,7 @@ from paylinks.models import (
     PaymentLink,
     PaymentStatus,
 )
+from paylinks.views.going_back import page_to_go_back_to
 
 Kind = NoticeDismissal.Kind
 
@@ -205,10 +205,7 @@ def dismiss_notice(request: HttpRequest) -> HttpResponse:
     )
     if getattr(request, "htmx", False):
         return HttpResponse("")  # the notice is removed from the page
-    back = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
-        return redirect(back)
-    return redirect("paylinks:home")
+    return redirect(page_to_go_back_to(request) or "paylinks:home")
 
 
 def _person_id(request: HttpRequest) -> int:

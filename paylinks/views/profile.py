@@ -8,13 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from clinics.languages import remember
 from clinics.models import Profile
+from paylinks.views.going_back import page_to_go_back_to
 
 BROWSER = ("", gettext_lazy("The browser's language"))
 
@@ -56,9 +56,4 @@ def set_language(request: HttpRequest) -> HttpResponseRedirect:
         language = form.cleaned_data["language"]
         Profile.objects.update_or_create(user=request.user, defaults={"language": language})
         _switch_to(request, language)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        back = "/"
-    return HttpResponseRedirect(back)
+    return HttpResponseRedirect(page_to_go_back_to(request) or "/")

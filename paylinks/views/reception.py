@@ -104,7 +104,7 @@ def invoice_link(request: HttpRequest, provet_id: int) -> HttpResponse:
             "invoice": invoice,
             "links": links,
             "form": form,
-            "problem": InvoiceLinkForm.invoice_problem(invoice) if request.method == "GET" else "",
+            "problem": invoice.link_problem() if request.method == "GET" else "",
         },
     )
 
