@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install lock run test lint browser gettext axe messages clean
+.PHONY: install lock run test quick lint browser gettext axe messages clean
 
 # Every package, transitive ones included, comes from requirements.lock with its hashes, and the
 # virtualenv is rebuilt when the lock or pyproject.toml changes. Only python3 and pip are needed.
@@ -71,8 +71,14 @@ run: install messages
 		trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 		$(PY) manage.py runserver $(HOST):$(PORT)
 
+# The whole suite on every core: unit, sandbox over HTTP, live servers, processes, the browser.
 test: install browser gettext axe messages
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --durations=25
+
+# While working: everything but the browser, live-server, other-process and fuzzing tests (the
+# `e2e` and `slow` markers), in about a minute and a half.
+quick: install messages
+	$(PY) -m pytest -n auto -m "not e2e and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -39,5 +39,7 @@ urlpatterns = [
     path("", include("paylinks.urls")),
 ]
 
+handler400 = "paylinks.api.errors.bad_request"
+
 if settings.PAYLINKS_SANDBOX:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))

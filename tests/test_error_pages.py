@@ -60,3 +60,14 @@ def test_a_receptionist_sent_to_a_manager_s_decision_gets_a_403_that_says_why(
     assert "Reception" in top_bar(html)
     assert "Only a manager or an admin decides which Provet link this is." in html
     assert "Ask a manager or your practice" in html
+
+
+def test_a_request_django_refuses_is_problem_json_in_the_api_and_a_page_elsewhere(client):
+    """A Host header that isn't one of ALLOWED_HOSTS is refused before any view (400)."""
+    api = client.get("/api/v1/links/", HTTP_HOST="not allowed")
+    assert api.status_code == 400
+    assert api["Content-Type"] == "application/problem+json"
+    assert api.json()["status"] == 400 and "HTTP_HOST" in api.json()["detail"]
+    page = client.get("/links/", HTTP_HOST="not allowed")
+    assert page.status_code == 400
+    assert page["Content-Type"].startswith("text/html")

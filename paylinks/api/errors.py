@@ -11,10 +11,11 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -188,3 +189,17 @@ def field_errors(detail: Any) -> dict[str, list[str]]:
 
 def _text(value: Any) -> str:
     return str(value)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 (a request it refuses before any view, e.g. a Host header that isn't one of
+    ALLOWED_HOSTS): problem+json under /api/, as every API answer is; the HTML page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus.BAD_REQUEST.phrase,
+        "status": HTTPStatus.BAD_REQUEST,
+        "detail": str(exception),  # Django's own words: which header, field or limit
+    }
+    return JsonResponse(body, status=HTTPStatus.BAD_REQUEST, content_type=PROBLEM_JSON)
