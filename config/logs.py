@@ -110,14 +110,16 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(safe, default=str)
 
 
+# The session's key for the practice a person chose to work in: written by paylinks.access and
+# read here. It lives on this, the ground floor, so that config imports nothing of the apps.
+PRACTICE_SESSION_KEY = "practice"
+
+
 class RequestLogMiddleware:
     """One line per request: method, path (no query string), status, duration and user id."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        from paylinks.access import SESSION_KEY  # the models are loaded only by now
-
         self.get_response = get_response
-        self.practice_key = SESSION_KEY
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         started = time.monotonic()
@@ -135,7 +137,7 @@ class RequestLogMiddleware:
             if user is not None and user.is_authenticated:
                 fields["user"] = user.pk
             session = getattr(request, "session", None)
-            chosen = session.get(self.practice_key) if session is not None else None
+            chosen = session.get(PRACTICE_SESSION_KEY) if session is not None else None
             if chosen and "practice" not in (_context.get() or {}):
                 # The practice the person chose to work in, unless the view bound the one
                 # it worked on.

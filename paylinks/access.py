@@ -4,10 +4,9 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from clinics.models import Practice
+from config.logs import PRACTICE_SESSION_KEY as SESSION_KEY
 from config.logs import bind
 from paylinks.models import PaymentLink, PaymentLinkQuerySet
-
-SESSION_KEY = "practice"
 
 
 def practices_for(user) -> QuerySet[Practice]:
