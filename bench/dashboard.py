@@ -83,6 +83,7 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from clinics.models import Department, Membership, Practice, midnight  # noqa: E402
+from paylinks.link_filters import NOBODY  # noqa: E402
 from paylinks.models import (  # noqa: E402
     LINK_FIGURES,
     DeliveryMethod,
@@ -92,7 +93,6 @@ from paylinks.models import (  # noqa: E402
     PaymentLink,
     PaymentStatus,
 )
-from paylinks.views.lists import NOBODY  # noqa: E402
 from reports import figures  # noqa: E402
 from reports.figures import local_today  # noqa: E402
 

@@ -69,8 +69,8 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from clinics import formats
 from clinics.models import Department, Practice, midnight
+from paylinks.link_filters import NOBODY
 from paylinks.models import LINK_FIGURES, DeliveryMethod, PaymentLink, PaymentLinkQuerySet
-from paylinks.views.lists import NOBODY
 from reports.chart import Chart, draw
 
 # The longest custom range: a year and a day, so a leap year's whole year fits.

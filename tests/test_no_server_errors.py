@@ -20,8 +20,8 @@ from django.test import Client
 
 from paylinks.create import create_link
 from paylinks.forms import new_form_token
+from paylinks.link_filters import LinkFilterForm
 from paylinks.models import PaymentLink
-from paylinks.views.lists import LinkFilterForm
 from reports.views import DashboardFilterForm
 from tests.conftest import draft_for
 

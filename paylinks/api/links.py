@@ -46,10 +46,10 @@ from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link, made_with
 from paylinks.forms import InvoiceLinkForm, LinkForm, PrepaymentLinkForm
 from paylinks.invoices import refresh_invoice
+from paylinks.link_filters import LinkFilterForm
 from paylinks.models import Invoice, PaymentLink
 from paylinks.refresh import PracticePaused, check_now
 from paylinks.reissue import send_again
-from paylinks.views.lists import LinkFilterForm
 
 # The link forms' fields the API names otherwise; the rest have the same names.
 API_FIELDS = {
