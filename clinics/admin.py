@@ -23,7 +23,8 @@ from clinics.models import (
     webhook_path,
 )
 from clinics.provet import ProvetError
-from clinics.sync import explain, sync_departments, try_connection
+from clinics.provet.errors import explain
+from clinics.sync import sync_departments, try_connection
 
 KEEP = _("Write-only: leave blank to keep what is stored.")
 

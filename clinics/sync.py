@@ -7,14 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from clinics.models import Department, Practice
-from clinics.provet import (
-    ProvetAuthError,
-    ProvetError,
-    ProvetNotFound,
-    ProvetPermissionError,
-    ProvetRateLimited,
-    ProvetUnavailable,
-)
+from clinics.provet import ProvetError
+from clinics.provet.errors import explain
 from clinics.provet.types import id_from_url
 
 
@@ -22,30 +16,6 @@ from clinics.provet.types import id_from_url
 class ConnectionReport:
     ok: bool
     message: str
-
-
-def explain(error: ProvetError) -> str:
-    """A Provet error in words an admin can act on."""
-    if isinstance(error, ProvetAuthError):
-        return _(
-            "Provet Cloud refused the credentials (%(error)s). Check the client id and secret."
-        ) % {"error": error}
-    if isinstance(error, ProvetPermissionError):
-        return _(
-            "The integration user lacks a permission in Provet Cloud; "
-            "it needs 'Financial: Invoices'."
-        )
-    if isinstance(error, ProvetRateLimited):
-        return _("Provet Cloud is rate limiting: try again in %(seconds)s seconds.") % {
-            "seconds": f"{error.retry_after:.0f}"
-        }
-    if isinstance(error, ProvetUnavailable):
-        return _("Provet Cloud could not be reached: %(error)s. Check the domain or base URL.") % {
-            "error": error
-        }
-    if isinstance(error, ProvetNotFound):
-        return _("Provet Cloud has no such installation or user. Check the Provet id and URLs.")
-    return str(error)
 
 
 def try_connection(practice: Practice) -> ConnectionReport:

@@ -29,8 +29,8 @@ from clinics.provet import (
     ProvetUnavailable,
     ProvetValidationError,
 )
+from clinics.provet.errors import explain
 from clinics.provet.types import PosTransaction
-from clinics.sync import explain
 from paylinks.cancel import CannotCancel, cancel_link
 from paylinks.models import (
     Invoice,

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from clinics.models import Practice
 from clinics.provet import ProvetBudgetSpent, ProvetError
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink
 from paylinks.reissue import send_again_automatically

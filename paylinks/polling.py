@@ -33,7 +33,7 @@ from clinics.provet import (
     ProvetRateLimited,
 )
 from clinics.provet import types as provet
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks import shutdown
 from paylinks.cadence import interval_for, next_check_at
 from paylinks.models import Invoice, LinkEvent, PaymentLink

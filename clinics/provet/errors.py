@@ -3,7 +3,10 @@
 `permanent` tells a caller whether trying the same request again later could help.
 `request_sent` tells whether Provet may have acted on the request: a POST whose answer was lost
 after the request left (timeout, dropped connection, 5xx) has an unknown outcome.
+`explain(error)` says what went wrong in words a person can act on, in their language.
 """
+
+from django.utils.translation import gettext as _
 
 
 class ProvetError(Exception):
@@ -104,3 +107,27 @@ def flatten_field_errors(errors: object, prefix: str = "") -> dict[str, list[str
     else:
         flat[prefix or "non_field_errors"] = [str(errors)]
     return flat
+
+
+def explain(error: ProvetError) -> str:
+    """A Provet error in words an admin can act on."""
+    if isinstance(error, ProvetAuthError):
+        return _(
+            "Provet Cloud refused the credentials (%(error)s). Check the client id and secret."
+        ) % {"error": error}
+    if isinstance(error, ProvetPermissionError):
+        return _(
+            "The integration user lacks a permission in Provet Cloud; "
+            "it needs 'Financial: Invoices'."
+        )
+    if isinstance(error, ProvetRateLimited):
+        return _("Provet Cloud is rate limiting: try again in %(seconds)s seconds.") % {
+            "seconds": f"{error.retry_after:.0f}"
+        }
+    if isinstance(error, ProvetUnavailable):
+        return _("Provet Cloud could not be reached: %(error)s. Check the domain or base URL.") % {
+            "error": error
+        }
+    if isinstance(error, ProvetNotFound):
+        return _("Provet Cloud has no such installation or user. Check the Provet id and URLs.")
+    return str(error)

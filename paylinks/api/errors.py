@@ -26,7 +26,7 @@ from clinics.provet import (
     ProvetRateLimited,
     ProvetUnavailable,
 )
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks.create import LinkNotCreated
 
 PROBLEM_JSON = "application/problem+json"

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from clinics.models import Practice
 from clinics.provet import ProvetError, ProvetNotFound
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks.access import links_for
 from paylinks.api.access import link_for, practice_for, reload
 from paylinks.api.errors import (

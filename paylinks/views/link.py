@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clinics import formats
 from clinics.provet import ProvetError
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks import review
 from paylinks.access import links_for
 from paylinks.cancel import CannotCancel, cancel_link

@@ -13,7 +13,7 @@ from django_htmx.middleware import HtmxDetails
 
 from clinics import formats
 from clinics.provet import ProvetError, ProvetNotFound
-from clinics.sync import explain
+from clinics.provet.errors import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link, made_with
 from paylinks.forms import (
