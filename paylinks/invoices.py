@@ -1,4 +1,8 @@
-"""Invoice snapshots: one invoice read afresh from Provet, or the due sums of several."""
+"""Invoice snapshots: one invoice read afresh from Provet, or the due sums of several, and the
+one writer of a snapshot's status and sums, which says what a reading changed."""
+
+import datetime as dt
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -8,6 +12,9 @@ from clinics.provet import types as provet
 from clinics.sync import sync_departments
 from paylinks.imported_links import import_links_made_elsewhere
 from paylinks.models import Invoice
+
+# What Provet changes in an invoice as it is paid: the fields `update_snapshot` writes.
+PAYMENT_FIELDS = ("status", "due_sum", "total_with_vat", "date_paid")
 
 
 def primary_phone(client: ProvetClient, customer: provet.Client) -> str:
@@ -102,3 +109,33 @@ def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> set[int]:
                 fields += ["status", "due_sum", "total_with_vat", "date_paid"]
             invoice.save(update_fields=fields)
     return dropped
+
+
+@dataclass(frozen=True)
+class InvoiceChange:
+    """What a reading from Provet changed in a snapshot, as its one writer saw it."""
+
+    changed: bool = False  # the status or the due sum: what the invoice's links act on
+    due_dropped: bool = False  # money arrived (or a credit was allocated)
+
+
+def update_snapshot(invoice: Invoice, remote: provet.Invoice, now: dt.datetime) -> InvoiceChange:
+    """Store what Provet says of the invoice's status and sums, and say what changed.
+
+    Nothing is written when nothing changed. A change is written only if the snapshot still
+    holds what `invoice` was read with: conditional, like a claim, so of two workers that saw
+    one change, one is told of it and acts on it. `invoice` is left holding `remote`'s values.
+    """
+    before = {name: getattr(invoice, name) for name in PAYMENT_FIELDS}
+    after = {name: getattr(remote, name) for name in PAYMENT_FIELDS}
+    if after == before:
+        return InvoiceChange()
+    for name, value in after.items():
+        setattr(invoice, name, value)
+    if not Invoice.objects.filter(pk=invoice.pk, **before).update(**after, fetched_at=now):
+        return InvoiceChange()
+    invoice.fetched_at = now
+    return InvoiceChange(
+        changed=(remote.status, remote.due_sum) != (before["status"], before["due_sum"]),
+        due_dropped=remote.due_sum < before["due_sum"],
+    )
