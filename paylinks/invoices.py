@@ -85,29 +85,25 @@ def store_invoice(
 
 def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> set[int]:
     """Read these invoices' status and due sum again (after a payment or a webhook), so links
-    on an invoice paid by other means show as superseded; answer those whose due sum dropped.
-    An invoice Provet no longer has is skipped. Raises ProvetError when Provet can't answer."""
+    on an invoice paid by other means show as superseded; answer those whose due sum dropped
+    (a drop the poller already stored is its to act on: see update_snapshot). An invoice Provet
+    no longer has is skipped. Raises ProvetError when Provet can't answer."""
     invoices = Invoice.objects.filter(practice=practice, pk__in=invoice_ids)
     dropped: set[int] = set()
     if not invoices:
         return dropped
     with practice.provet_client() as client:
         for invoice in invoices:
-            invoice.fetched_at = timezone.now()
-            fields = ["fetched_at"]
+            now = timezone.now()
             try:
                 remote = client.get_invoice(invoice.provet_id)
             except ProvetNotFound:
                 pass  # deleted in Provet: keep the snapshot, don't ask first again tomorrow
             else:
-                if remote.due_sum < invoice.due_sum:
+                if update_snapshot(invoice, remote, now).due_dropped:
                     dropped.add(invoice.pk)
-                invoice.status = remote.status
-                invoice.due_sum = remote.due_sum
-                invoice.total_with_vat = remote.total_with_vat
-                invoice.date_paid = remote.date_paid
-                fields += ["status", "due_sum", "total_with_vat", "date_paid"]
-            invoice.save(update_fields=fields)
+            # Read, changed or not: drift trusts a snapshot read after a link's payment.
+            Invoice.objects.filter(pk=invoice.pk).update(fetched_at=now)
     return dropped
 
 
