@@ -58,28 +58,31 @@ def store_invoice(
     customer: provet.Client | None,
     departments: dict[int, Department],
 ) -> Invoice:
-    defaults = {
+    now = timezone.now()
+    details = {
         "number": remote.number,
-        "status": remote.status,
         "credit_note": remote.credit_note,
         "client_provet_id": remote.client_id,
         "department": departments.get(remote.department_id or 0),
-        "total_with_vat": remote.total_with_vat,
-        "due_sum": remote.due_sum,
         "invoice_date": remote.invoice_date,
-        "date_paid": remote.date_paid,
-        "fetched_at": timezone.now(),
+        "fetched_at": now,
     }
     if customer is not None:
-        defaults.update(
+        details.update(
             client_name=customer.name,
             client_email=customer.email,
             client_no_sms=customer.no_sms,
             client_no_email=customer.no_email,
         )
-    invoice, _ = Invoice.objects.update_or_create(
-        practice=practice, provet_id=remote.id, defaults=defaults
+    payment = {name: getattr(remote, name) for name in PAYMENT_FIELDS}
+    invoice, created = Invoice.objects.get_or_create(
+        practice=practice, provet_id=remote.id, defaults={**details, **payment}
     )
+    if not created:
+        update_snapshot(invoice, remote, now)
+        for name, value in details.items():
+            setattr(invoice, name, value)
+        invoice.save(update_fields=list(details))
     return invoice
 
 

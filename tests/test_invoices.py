@@ -3,9 +3,10 @@
 from django.utils import timezone
 
 from paylinks.create import create_link
-from paylinks.invoices import InvoiceChange, update_snapshot
+from paylinks.invoices import InvoiceChange, refresh_invoice, update_snapshot
 from paylinks.models import Invoice
 from sandbox import control
+from sandbox.models import Client as ProvetClient
 from sandbox.models import Invoice as ProvetInvoice
 from tests.conftest import draft_for
 
@@ -59,3 +60,19 @@ def test_of_two_workers_that_saw_one_payment_only_one_is_told_of_it(invoice, rec
     told = [update_snapshot(worker, remote, timezone.now()) for worker in (first, second)]
 
     assert told == [InvoiceChange(changed=True, due_dropped=True), InvoiceChange()]
+
+
+def test_reading_a_stored_invoice_again_stores_its_payment_and_its_client(invoice, receptionist):
+    link = create_link(draft_for(invoice, receptionist))
+    control.settle_link(link.external_id, "pay")
+    client = ProvetInvoice.objects.get(pk=invoice.provet_id).client
+    ProvetClient.objects.filter(pk=client.pk).update(organization_name="Renamed Oy")
+    read_at = invoice.fetched_at
+
+    again = refresh_invoice(invoice.practice, invoice.provet_id)
+
+    assert again.pk == invoice.pk
+    again.refresh_from_db()
+    assert again.due_sum == 0
+    assert again.client_name == "Renamed Oy"
+    assert again.fetched_at > read_at
