@@ -1,4 +1,8 @@
-"""Invoice snapshots: one invoice read afresh from Provet, or the due sums of several."""
+"""Invoice snapshots: one invoice read afresh from Provet, or the due sums of several, and the
+one writer of a snapshot's status and sums, which says what a reading changed."""
+
+import datetime as dt
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -8,6 +12,9 @@ from clinics.provet import types as provet
 from clinics.sync import sync_departments
 from paylinks.imported_links import import_links_made_elsewhere
 from paylinks.models import Invoice
+
+# What Provet changes in an invoice as it is paid: the fields `update_snapshot` writes.
+PAYMENT_FIELDS = ("status", "due_sum", "total_with_vat", "date_paid")
 
 
 def primary_phone(client: ProvetClient, customer: provet.Client) -> str:
@@ -51,54 +58,83 @@ def store_invoice(
     customer: provet.Client | None,
     departments: dict[int, Department],
 ) -> Invoice:
-    defaults = {
+    now = timezone.now()
+    details = {
         "number": remote.number,
-        "status": remote.status,
         "credit_note": remote.credit_note,
         "client_provet_id": remote.client_id,
         "department": departments.get(remote.department_id or 0),
-        "total_with_vat": remote.total_with_vat,
-        "due_sum": remote.due_sum,
         "invoice_date": remote.invoice_date,
-        "date_paid": remote.date_paid,
-        "fetched_at": timezone.now(),
+        "fetched_at": now,
     }
     if customer is not None:
-        defaults.update(
+        details.update(
             client_name=customer.name,
             client_email=customer.email,
             client_no_sms=customer.no_sms,
             client_no_email=customer.no_email,
         )
-    invoice, _ = Invoice.objects.update_or_create(
-        practice=practice, provet_id=remote.id, defaults=defaults
+    payment = {name: getattr(remote, name) for name in PAYMENT_FIELDS}
+    invoice, created = Invoice.objects.get_or_create(
+        practice=practice, provet_id=remote.id, defaults={**details, **payment}
     )
+    if not created:
+        update_snapshot(invoice, remote, now)
+        for name, value in details.items():
+            setattr(invoice, name, value)
+        invoice.save(update_fields=list(details))
     return invoice
 
 
 def refresh_due_sums(practice: Practice, invoice_ids: set[int]) -> set[int]:
     """Read these invoices' status and due sum again (after a payment or a webhook), so links
-    on an invoice paid by other means show as superseded; answer those whose due sum dropped.
-    An invoice Provet no longer has is skipped. Raises ProvetError when Provet can't answer."""
+    on an invoice paid by other means show as superseded; answer those whose due sum dropped
+    (a drop the poller already stored is its to act on: see update_snapshot). An invoice Provet
+    no longer has is skipped. Raises ProvetError when Provet can't answer."""
     invoices = Invoice.objects.filter(practice=practice, pk__in=invoice_ids)
     dropped: set[int] = set()
     if not invoices:
         return dropped
     with practice.provet_client() as client:
         for invoice in invoices:
-            invoice.fetched_at = timezone.now()
-            fields = ["fetched_at"]
+            now = timezone.now()
             try:
                 remote = client.get_invoice(invoice.provet_id)
             except ProvetNotFound:
                 pass  # deleted in Provet: keep the snapshot, don't ask first again tomorrow
             else:
-                if remote.due_sum < invoice.due_sum:
+                if update_snapshot(invoice, remote, now).due_dropped:
                     dropped.add(invoice.pk)
-                invoice.status = remote.status
-                invoice.due_sum = remote.due_sum
-                invoice.total_with_vat = remote.total_with_vat
-                invoice.date_paid = remote.date_paid
-                fields += ["status", "due_sum", "total_with_vat", "date_paid"]
-            invoice.save(update_fields=fields)
+            # Read, changed or not: drift trusts a snapshot read after a link's payment.
+            Invoice.objects.filter(pk=invoice.pk).update(fetched_at=now)
     return dropped
+
+
+@dataclass(frozen=True)
+class InvoiceChange:
+    """What a reading from Provet changed in a snapshot, as its one writer saw it."""
+
+    changed: bool = False  # the status or the due sum: what the invoice's links act on
+    due_dropped: bool = False  # money arrived (or a credit was allocated)
+
+
+def update_snapshot(invoice: Invoice, remote: provet.Invoice, now: dt.datetime) -> InvoiceChange:
+    """Store what Provet says of the invoice's status and sums, and say what changed.
+
+    Nothing is written when nothing changed. A change is written only if the snapshot still
+    holds what `invoice` was read with: conditional, like a claim, so of two workers that saw
+    one change, one is told of it and acts on it. `invoice` is left holding `remote`'s values.
+    """
+    before = {name: getattr(invoice, name) for name in PAYMENT_FIELDS}
+    after = {name: getattr(remote, name) for name in PAYMENT_FIELDS}
+    if after == before:
+        return InvoiceChange()
+    for name, value in after.items():
+        setattr(invoice, name, value)
+    if not Invoice.objects.filter(pk=invoice.pk, **before).update(**after, fetched_at=now):
+        return InvoiceChange()
+    invoice.fetched_at = now
+    return InvoiceChange(
+        changed=(remote.status, remote.due_sum) != (before["status"], before["due_sum"]),
+        due_dropped=remote.due_sum < before["due_sum"],
+    )

@@ -36,6 +36,7 @@ from clinics.provet import types as provet
 from clinics.provet.errors import explain
 from paylinks import shutdown
 from paylinks.cadence import interval_for, next_check_at
+from paylinks.invoices import update_snapshot
 from paylinks.models import Invoice, LinkEvent, PaymentLink
 
 logger = logging.getLogger(__name__)
@@ -167,22 +168,12 @@ def _links_on_changed_invoices(practice: Practice, now: dt.datetime) -> list[Pay
     by_id = {change.id: change for change in remote}
     changed, dropped = [], []
     for invoice in Invoice.objects.filter(practice=practice, provet_id__in=by_id):
-        fresh = by_id[invoice.provet_id]
-        if (fresh.due_sum, fresh.status) == (invoice.due_sum, invoice.status):
-            continue
-        # Conditional, like a claim: of two workers that saw the change, one acts on it.
-        if Invoice.objects.filter(
-            pk=invoice.pk, due_sum=invoice.due_sum, status=invoice.status
-        ).update(
-            due_sum=fresh.due_sum,
-            status=fresh.status,
-            date_paid=fresh.date_paid,
-            total_with_vat=fresh.total_with_vat,
-            fetched_at=now,
-        ):
+        # Of two workers that saw the change, one is told of it and acts on it.
+        told = update_snapshot(invoice, by_id[invoice.provet_id], now)
+        if told.changed:
             changed.append(invoice.pk)
-            if fresh.due_sum < invoice.due_sum:
-                dropped.append(invoice.pk)
+        if told.due_dropped:
+            dropped.append(invoice.pk)
     if not changed:
         return []
     links = PaymentLink.objects.filter(practice=practice).filter(
