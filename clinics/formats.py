@@ -1,8 +1,7 @@
-"""Amounts, dates, times and phone numbers as the person reading them writes them: in the
-language of the page (Babel's CLDR data) and, for phones, the practice's country.
+"""Amounts, dates and times as the person reading them writes them: in the language of the page
+(Babel's CLDR data). Phone numbers are clinics/phones.py's.
 
     money(Decimal("192.81"), "EUR")  -> "192,81 €" in Finnish and Swedish, "€192.81" in English
-    phone("+358406716444", "FI")     -> "040 6716444"
 
 Amounts keep their Decimal; the spaces Babel puts inside an amount are non-breaking, so an
 amount never wraps in the middle."""
@@ -10,7 +9,6 @@ amount never wraps in the middle."""
 import datetime as dt
 from decimal import Decimal
 
-import phonenumbers
 from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
@@ -94,26 +92,3 @@ def moment(value: dt.datetime | None) -> str:
     # The locale's way of joining a date and a time ("{1}, {0}", Finnish "{1} 'klo' {0}").
     joined = str(locale.datetime_formats["short"]).replace("'", "")
     return joined.format(time(value), date)
-
-
-def phone(value: str | None, country: str) -> str:
-    """A phone number in the practice country's national format (international for a foreign
-    number); as it was given when it doesn't parse."""
-    if not value:
-        return ""
-    try:
-        parsed = phonenumbers.parse(value, country or None)
-    except phonenumbers.NumberParseException:
-        return value
-    if not phonenumbers.is_possible_number(parsed):
-        return value
-    if parsed.country_code != phonenumbers.country_code_for_region(country):
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    if country == "FI":
-        # libphonenumber leaves a Finnish subscriber number whole (040 6716444); Finns write it
-        # in groups, the last of four digits (040 671 6444).
-        prefix, _, rest = national.partition(" ")
-        if rest.isdigit() and len(rest) >= 7:
-            national = f"{prefix} {rest[:-4]} {rest[-4:]}"
-    return national

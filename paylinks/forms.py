@@ -7,7 +7,6 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clinics import formats
+from clinics import formats, phones
 from clinics.models import MAX_LINK_MINUTES, MIN_LINK_MINUTES, Department, Practice
 from paylinks.create import LinkDraft, above_due
 from paylinks.models import (
@@ -37,14 +36,6 @@ FORM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # What an amount may look like: digits, then at most one decimal separator, a comma or a point.
 AMOUNT = re.compile(r"^[0-9]*(?:[.,][0-9]*)?$")
 MAX_WHOLE_DIGITS = 10
-# Numbers a text message can reach. Where a country's numbering can't tell a mobile number
-# from a landline, phonenumbers says "fixed line or mobile", and PayLinks gives it the benefit.
-SMS_TYPES = {
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-}
-
-
 # The searches' examples: a surname as common at a desk in the practice's country as Virtanen is
 # in Finland, so a UK desk isn't shown a Finnish one. Countries not here get no surname.
 EXAMPLE_SURNAMES = {
@@ -76,36 +67,6 @@ def search_examples(country: str) -> dict[str, str]:
 def new_form_token() -> str:
     """The one-time token a rendered form carries; it becomes the link's idempotency key."""
     return secrets.token_urlsafe(24)
-
-
-def e164(raw: str, country: str) -> str:
-    """A phone number as Provet stores it (+358401234567), read in the practice's country."""
-    try:
-        number = phonenumbers.parse(raw, country)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_valid_number(number):
-        raise ValidationError(
-            _("This is not a valid phone number. Write it like %(example)s.")
-            % {"example": _mobile_example(country)}
-        )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def can_take_sms(raw: str, country: str) -> bool:
-    """Whether a text message can reach this number: a valid mobile number."""
-    try:
-        number = phonenumbers.parse(raw, country)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in SMS_TYPES
-
-
-def _mobile_example(country: str) -> str:
-    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
-    if example is None:
-        return "+358 40 1234567"
-    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 class AmountField(forms.CharField):
@@ -281,7 +242,7 @@ class LinkForm(forms.Form):
 
     def clean_phone(self) -> str:
         raw = self.cleaned_data["phone"].strip()
-        return e164(raw, self.practice.country) if raw else ""
+        return phones.e164(raw, self.practice.country) if raw else ""
 
     def clean_return_url(self) -> str:
         url = self.cleaned_data["return_url"]
@@ -327,14 +288,14 @@ class LinkForm(forms.Form):
                 )
             elif not phone and "phone" not in self.errors:
                 self.add_error("phone", _("Enter the mobile number the SMS goes to."))
-            elif phone and not can_take_sms(phone, self.practice.country):
+            elif phone and not phones.can_take_sms(phone, self.practice.country):
                 self.add_error(
                     "phone",
                     _(
                         "This is not a mobile number, so a text message can't reach it. Enter a "
                         "mobile number (like %(example)s), or choose email or don't send."
                     )
-                    % {"example": _mobile_example(self.practice.country)},
+                    % {"example": phones.mobile_example(self.practice.country)},
                 )
         if method.needs_email:
             if self.no_email:

@@ -4,14 +4,13 @@ the dashboard's figures, each of which opens the list behind it."""
 
 import datetime as dt
 
-import phonenumbers
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Replace
 from django.utils.translation import gettext_lazy as _
 
-from clinics import formats
+from clinics import formats, phones
 from clinics.models import Membership, midnight
 from paylinks.forms import DayField
 from paylinks.models import (
@@ -147,36 +146,18 @@ class LinkFilterForm(forms.Form):
         return midnight(day, self.practice.zone)
 
 
-# What people put between a phone number's digits.
-PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "/", "\u00a0")
-
-
 def _compact(field: str):
     """A phone field without its punctuation, in the database: "040 671 6444" -> "0406716444"."""
     expression: F | Replace = F(field)
-    for mark in PHONE_PUNCTUATION:
+    for mark in phones.PUNCTUATION:
         expression = Replace(expression, Value(mark), Value(""))
     return expression
 
 
 def _phone_matches(text: str, country: str) -> Q:
     """Links whose phone, or their invoice client's, is the number typed, however it was typed
-    or stored: "040 671 6444", "0406716444" and "+358 40 6716444" are one Finnish number.
-
-    Both sides lose their punctuation; a whole number is then looked for by its national
-    significant number (406716444), which every way of writing it contains. Part of a number
-    is looked for as typed."""
-    typed = "".join(c for c in text if c not in PHONE_PUNCTUATION)
-    if not typed or not any(c.isdigit() for c in typed):
-        return Q(pk__in=[])
-    wanted = {typed}
-    try:
-        number = phonenumbers.parse(text, country or None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is not None and phonenumbers.is_possible_number(number):
-        wanted.add(phonenumbers.national_significant_number(number))
+    or stored (phones.search_digits on both sides' digits)."""
     found = Q(pk__in=[])
-    for digits in wanted:
+    for digits in phones.search_digits(text, country):
         found |= Q(phone_compact__contains=digits) | Q(invoice_phone_compact__contains=digits)
     return found

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from clinics.models import Department, Practice
-from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, e164, new_form_token
+from clinics.phones import e164
+from paylinks.forms import InvoiceLinkForm, PrepaymentLinkForm, new_form_token
 from paylinks.models import Invoice, InvoiceStatus, PaymentLink
 from tests.conftest import time_as_read
 

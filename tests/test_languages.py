@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import translation
 
-from clinics import formats
+from clinics import formats, phones
 from clinics.models import Profile
 
 
@@ -103,4 +103,4 @@ def test_amounts_and_dates_are_written_as_the_page_s_language_writes_them(
     ],
 )
 def test_phones_are_shown_in_the_practice_country_s_national_format(number, country, shown):
-    assert formats.phone(number, country) == shown
+    assert phones.national(number, country) == shown

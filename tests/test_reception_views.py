@@ -2,9 +2,9 @@
 
 import pytest
 
-from clinics import formats
+from clinics import phones
 from clinics.models import Membership
-from paylinks.forms import e164
+from clinics.phones import e164
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
@@ -72,7 +72,7 @@ def test_the_invoice_form_is_prefilled_from_provet(staff, provet_invoice, synced
     assert form["email"].value() == provet_invoice.client.email
     # As the desk writes it: in the practice's national format (040 764 9011).
     stored = provet_invoice.client.phone_numbers.first().phone_number
-    assert form["phone"].value() == formats.phone(stored, "FI")
+    assert form["phone"].value() == phones.national(stored, "FI")
     assert form["phone"].value().startswith("0") and e164(form["phone"].value(), "FI") == stored
     assert form["description"].value() == f"Payment for invoice {number}"
     assert form["duration"].value() == str(synced_practice.default_duration_minutes)

@@ -52,9 +52,9 @@ def test_the_command_prints_the_installations_as_json(db):
 
 
 def test_every_seeded_phone_is_a_mobile_of_its_practice_s_country(db):
-    """The prefilled link form offers SMS only for a valid mobile (paylinks.forms.can_take_sms),
+    """The prefilled link form offers SMS only for a valid mobile (clinics.phones.can_take_sms),
     so a demo client must have one, as a clinic's client would."""
-    from paylinks.forms import can_take_sms
+    from clinics.phones import can_take_sms
 
     seed_sandbox()
     numbers = PhoneNumber.objects.select_related("client__installation")

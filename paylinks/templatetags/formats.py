@@ -5,13 +5,13 @@ in the page's time zone (the practice's, set by base.html)."""
 
 from django import template
 
-from clinics import formats
+from clinics import formats, phones
 
 register = template.Library()
 
 register.filter("money", formats.money)
 register.filter("number", formats.number)
-register.filter("phone", formats.phone)
+register.filter("phone", phones.national)
 register.filter("person", formats.person)
 for name in ("day", "short_day", "time", "moment"):
     register.filter(name, getattr(formats, name), expects_localtime=True)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from clinics import formats
+from clinics import formats, phones
 from paylinks.models import (
     DeliveryMethod,
     DeliveryStatus,
@@ -164,7 +164,7 @@ def event_words(event: LinkEvent) -> EventWords:
         if status == DeliveryStatus.SENT:
             title = _("Sent by %(channel)s") % {"channel": _channel(link.delivery_method)}
             country = link.practice.country
-            detail = ", ".join(formats.phone(address, country) for address in link.sent_to)
+            detail = ", ".join(phones.national(address, country) for address in link.sent_to)
         elif status == DeliveryStatus.FAILED:
             title, detail = _("Delivery failed"), _("Check the number or address.")
         else:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
 
-from clinics import formats
+from clinics import phones
 from clinics.provet import ProvetError, ProvetNotFound
 from clinics.provet.errors import explain
 from paylinks.access import SESSION_KEY, current_practice, links_for, practices_for
@@ -20,7 +20,6 @@ from paylinks.forms import (
     FORM_TOKEN,
     InvoiceLinkForm,
     PrepaymentLinkForm,
-    can_take_sms,
     new_form_token,
     search_examples,
 )
@@ -242,9 +241,9 @@ def _form_defaults(practice, *, email: str, phone: str, no_sms: bool, no_email: 
     return {
         "email": "" if no_email else email,
         # As the desk writes it (040 671 6444); the form reads it back in the practice's country.
-        "phone": "" if no_sms else formats.phone(phone, practice.country),
+        "phone": "" if no_sms else phones.national(phone, practice.country),
         "delivery_method": _default_delivery(
-            can_sms=can_take_sms(phone, practice.country) and not no_sms,
+            can_sms=phones.can_take_sms(phone, practice.country) and not no_sms,
             can_email=bool(email) and not no_email,
         ),
         "return_url": practice.default_return_url,

@@ -13,8 +13,8 @@ from playwright.sync_api import Page, expect
 
 from clinics import formats
 from clinics.models import Membership, Practice, Profile
+from clinics.phones import e164
 from clinics.sync import sync_departments
-from paylinks.forms import e164
 from paylinks.models import PaymentLink
 from tests.conftest import PASSWORD, make_practice, make_user, time_as_read
 from tests.e2e.test_reception import LINK_PAGE, screenshot, textable_invoice

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from clinics.models import Practice
+from clinics.phones import e164
 from paylinks.create import create_link
-from paylinks.forms import e164
 from paylinks.invoices import refresh_invoice
 from paylinks.models import PaymentLink
 from sandbox.models import Client as ProvetClient
