@@ -827,7 +827,7 @@ class Smoke:
                 if line.get("logger") == "paylinks.task" and line.get("task") == "after_webhook":
                     outcome = re.sub(r"\d+", "N", str(line.get("outcome", "")))
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        self.figure(f"webhook follow-up tasks run: {json.dumps(outcomes, sort_keys=True)}")
+        self.figure(f"checks after webhooks run: {json.dumps(outcomes, sort_keys=True)}")
         self.figure(
             f"invoice pages opened meanwhile: {DESK_PAGES - len(page_failures)} of {DESK_PAGES} "
             "answered"

@@ -7,7 +7,7 @@ times on the same scenario: a naive poller (every open link every minute, round 
 for Retry-After when Provet says 429), the adaptive poller (paylinks/polling.py: a pass every
 10 s that reads Provet's invoice changes, then checks due links within the practice's budget),
 and the adaptive poller with Provet's webhooks (each arriving 2 s after its payment, an
-assumption; the follow-up task runs at once, as a free worker would). It prints, for
+assumption; the check after a webhook runs at once, as a free worker would). It prints, for
 each, the requests made, the 429s received and the p50/p95 delay between a payment and
 PayLinks knowing it, then the ratios.
 
@@ -315,7 +315,7 @@ def run_alone(job: tuple[str, list[Plan], bool, bool]) -> tuple[Result, float]:
     began = time.monotonic()
     logging.disable(logging.WARNING)  # the client logs every request; the figures are printed
     logging.getLogger("django").disabled = True
-    Conf.SYNC = True  # webhook follow-ups run at once, as a free worker would
+    Conf.SYNC = True  # the checks after webhooks run at once, as a free worker would
     links.refresh_due = once_per_instant(links.refresh_due)
     webhooks.deliver_due = once_per_instant(webhooks.deliver_due)
     clock.offset = lambda: 0.0  # the sandbox clock is timezone.now(), i.e. the simulated one

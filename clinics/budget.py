@@ -2,7 +2,7 @@
 
 Provet limits each installation per endpoint over a rolling minute and answers 429 past it.
 PayLinks stays under that by sending at most `Practice.rate_budget_per_minute` requests per
-rolling minute to an installation, whoever sends them: the poller, webhook follow-ups, *Check
+rolling minute to an installation, whoever sends them: the poller, webhook checks, *Check
 now*, the reconciler, the drift check and the reception pages. The count is a `RequestBudget`
 row changed by single conditional UPDATEs, so gunicorn workers, qclusters and machines draw on
 one count, and two of them can't both take the last request.

@@ -152,7 +152,7 @@ def after_webhook(delivery_id: int) -> str:
     delivery = WebhookDelivery.objects.select_related("practice").get(pk=delivery_id)
     bind(practice=delivery.practice.code)
     try:
-        return str(webhooks.follow_up(delivery))
+        return str(webhooks.check_after(delivery))
     except ProvetBudgetSpent as spent:
         return f"not asked ({spent}); the poller will look again"  # its links are due now
     except ProvetError as error:

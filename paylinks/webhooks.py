@@ -21,7 +21,7 @@ from paylinks.invoices import refresh_due_sums
 from paylinks.models import Invoice, PaymentLink, WebhookDelivery
 from paylinks.polling import PollReport, check_recently_closed, check_webhook_links
 
-# Deliveries about one invoice within this long cause one follow-up.
+# Deliveries about one invoice within this long cause one check (check_after).
 COALESCE = dt.timedelta(seconds=5)
 # A webhook names an id or two; a body larger than this is not one, and is not read.
 MAX_BODY_BYTES = 64 * 1024
@@ -180,7 +180,7 @@ def _first_in_window(delivery: WebhookDelivery) -> bool:
     return cache.add(key, delivery.pk, COALESCE.total_seconds())
 
 
-def follow_up(delivery: WebhookDelivery) -> PollReport:
+def check_after(delivery: WebhookDelivery) -> PollReport:
     """In a worker: read the invoice's due sum again and check the links the delivery made due.
 
     Raises ProvetError when the invoice can't be read (the links are still checked by the poller).

@@ -105,8 +105,8 @@ def test_a_webhook_is_logged_without_its_secret(client, link, logged):
         "/webhooks/provet/…/",
         200,
     )
-    # The follow-up task ran inside the request (tests run tasks at once): it, and the Provet
-    # calls it made, carry the practice and the request's id.
+    # The check after the webhook ran inside the request (tests run tasks at once): it, and the
+    # Provet calls it made, carry the practice and the request's id.
     [task] = logged.of("paylinks.task")
     assert (task["task"], task["practice"]) == ("after_webhook", str(practice.code))
     assert task["request_id"] == request["request_id"]

@@ -239,14 +239,14 @@ def test_a_payment_that_raced_the_expiry_is_found_through_the_webhook(
     assert link.events.get(kind="payment").source == "webhook"
 
 
-def test_repeated_deliveries_for_one_invoice_cause_one_follow_up(
+def test_repeated_deliveries_for_one_invoice_cause_one_check(
     client, invoice, receptionist, monkeypatch
 ):
     from paylinks import webhooks
 
     create_link(draft_for(invoice, receptionist))
     followed = []
-    monkeypatch.setattr(webhooks, "follow_up", lambda delivery: followed.append(delivery.pk))
+    monkeypatch.setattr(webhooks, "check_after", lambda delivery: followed.append(delivery.pk))
     for _ in range(20):
         assert (
             client.post(hook_url(invoice.practice), {"invoice_id": invoice.provet_id}).status_code
