@@ -287,6 +287,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
             user=draft.actor,
             source=draft.source,
             message="Cancelled to be replaced by a new link",
+            reason=LinkEvent.Reason.REPLACED,
         )
     except CannotCancel as refusal:
         _discard(link)

@@ -470,7 +470,15 @@ class PaymentLink(models.Model):
             setattr(self, field.attname, getattr(saved, field.attname))
 
     def event(
-        self, kind: str, source: str, user=None, old="", new="", message: "str | Said" = ""
+        self,
+        kind: str,
+        source: str,
+        user=None,
+        old="",
+        new="",
+        message: "str | Said" = "",
+        *,
+        reason: str = "",
     ) -> "LinkEvent":
         """Write an event of `self` as it is now. What the event causes (the outgoing event of
         paylinks/outbox.py) is written in the same transaction, or neither is."""
@@ -483,6 +491,7 @@ class PaymentLink(models.Model):
                 link=self,
                 kind=kind,
                 source=source,
+                reason=reason,
                 user=user,
                 old_value=str(old),
                 new_value=str(new),
@@ -670,7 +679,9 @@ class PaymentLink(models.Model):
             )
         self._refresh_from(link)
 
-    def record_cancelled(self, *, user, source: str, message: "str | Said" = "") -> None:
+    def record_cancelled(
+        self, *, user, source: str, message: "str | Said" = "", reason: str = ""
+    ) -> None:
         """Provet has deleted the postransaction: the link can no longer be paid.
 
         A link that is already over (paid, expired, failed) keeps its ending: Provet refuses to
@@ -686,7 +697,13 @@ class PaymentLink(models.Model):
             link.next_check_at = None
             link.save(update_fields=["state", "cancelled_at", "next_check_at"])
             link.event(
-                LinkEvent.Kind.CANCELLED, source, user, _state(old_state), "Cancelled", message
+                LinkEvent.Kind.CANCELLED,
+                source,
+                user,
+                _state(old_state),
+                "Cancelled",
+                message,
+                reason=reason,
             )
         self._refresh_from(link)
 
@@ -778,9 +795,17 @@ class LinkEvent(models.Model):
         WEBHOOK = "webhook", _("Webhook")
         SYSTEM = "system", _("PayLinks")
 
+    class Reason(models.TextChoices):
+        """Why, where the kind alone doesn't tell the timeline enough (most events have none)."""
+
+        DELETED_IN_PROVET = "deleted_in_provet", _("Deleted in Provet Cloud")
+        REPLACED = "replaced", _("Replaced by a new link")
+        DUPLICATE_CANCELLED = "duplicate_cancelled", _("Duplicate cancelled in Provet")
+
     link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     source = models.CharField(max_length=8, choices=Source.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -40,3 +40,32 @@ def test_two_live_replacements_of_one_link_become_one_and_a_link_of_its_own(
     assert PaymentLink.objects.get(pk=second_pk).replaces is None
     event = LinkEvent.objects.get(link_id=second_pk)
     assert "stands alone" in event.message
+
+
+def test_cancels_told_apart_by_their_english_message_get_it_as_their_reason(
+    transactional_db, invoice, receptionist
+):
+    link = create_link(draft_for(invoice, receptionist))
+    apps = migrate([("paylinks", "0015_drift_message_values")])
+    Event = apps.get_model("paylinks", "LinkEvent")
+    messages = [
+        "Deleted in Provet Cloud",
+        "Cancelled to be replaced by a new link",
+        "Cancelled postransaction 9 in Provet: a duplicate of this link.",
+        "Cancelled by staff",
+    ]
+    written = [
+        Event.objects.create(link_id=link.pk, kind="cancelled", source="user", message=message).pk
+        for message in messages
+    ]
+    # Not a cancel: the same words don't make it one.
+    other = Event.objects.create(
+        link_id=link.pk, kind="error", source="system", message="Deleted in Provet Cloud"
+    ).pk
+
+    migrate([("paylinks", "0016_event_reason")])
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    reasons = [LinkEvent.objects.get(pk=pk).reason for pk in written]
+    assert reasons == ["deleted_in_provet", "replaced", "duplicate_cancelled", ""]
+    assert LinkEvent.objects.get(pk=other).reason == ""

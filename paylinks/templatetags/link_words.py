@@ -222,12 +222,11 @@ def _payment(status: int | None, link: PaymentLink) -> tuple[str, str]:
 
 
 def _cancelled(event: LinkEvent) -> tuple[str, str]:
-    # The messages paylinks/refresh.py, create.py and review.py write with a cancel.
-    if event.message == "Deleted in Provet Cloud":
+    if event.reason == LinkEvent.Reason.DELETED_IN_PROVET:
         return _("Cancelled in Provet"), _("The client can no longer pay with it.")
-    if event.message == "Cancelled to be replaced by a new link":
+    if event.reason == LinkEvent.Reason.REPLACED:
         return _("Cancelled"), _("A new link replaces it.")
-    if event.message.startswith("Cancelled postransaction"):
+    if event.reason == LinkEvent.Reason.DUPLICATE_CANCELLED:
         return _("Duplicate cancelled in Provet"), said(event)
     return _("Cancelled"), said(event) or _("The client can no longer pay with it.")
 
