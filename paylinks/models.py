@@ -480,18 +480,23 @@ class PaymentLink(models.Model):
         *,
         reason: str = "",
     ) -> "LinkEvent":
-        """Write an event of `self` as it is now. What the event causes (the outgoing event of
-        paylinks/outbox.py) is written in the same transaction, or neither is."""
+        """Write an event of `self` as it is now, with what it announces (`announced`): its
+        outgoing event, a signed POST to the practice's endpoints that chose it, is written in
+        the same transaction, or neither is; the notices read it from the event."""
+        from paylinks import outbox  # it reads these models
+
         if isinstance(message, Said):
             text, template, values = message.english(), message.template, message.values
         else:
             text, template, values = message, "", {}
+        announces = announced(kind, self)
         with transaction.atomic(savepoint=False):
-            return LinkEvent.objects.create(
+            event = LinkEvent.objects.create(
                 link=self,
                 kind=kind,
                 source=source,
                 reason=reason,
+                announces=announces,
                 user=user,
                 old_value=str(old),
                 new_value=str(new),
@@ -499,6 +504,9 @@ class PaymentLink(models.Model):
                 message_template=template,
                 message_values=values,
             )
+            if announces:
+                outbox.record(self, announces)
+            return event
 
     def adopt(
         self,
@@ -776,6 +784,59 @@ def money_keys(values: dict[str, Any]) -> list[str]:
     return [key for key in values if key == "amount" or key.endswith("_amount")]
 
 
+class EventType(models.TextChoices):
+    CREATED = "link.created", _("link.created: the link exists in Provet")
+    DELIVERED = "link.delivered", _("link.delivered: Provet sent the SMS or email")
+    DELIVERY_FAILED = "link.delivery_failed", _("link.delivery_failed: the SMS or email failed")
+    PAID = "link.paid", _("link.paid: the client paid")
+    EXPIRED = "link.expired", _("link.expired: the link ended unpaid")
+    CANCELLED = "link.cancelled", _("link.cancelled: cancelled in Provet")
+    REPLACED = "link.replaced", _("link.replaced: a new link was made in its place")
+    NEEDS_REVIEW = "link.needs_review", _("link.needs_review: a person must decide")
+
+
+def announced(kind: str, link: PaymentLink) -> str:
+    """What a LinkEvent of `kind` announces, read against its link holding the change: its
+    outgoing event (paylinks/outbox.py), and the notices read it too (paylinks/views/notices.py).
+    "" when nothing.
+
+    | LinkEvent | the link now | announces |
+    | --- | --- | --- |
+    | created, reconciled (Provet's postransaction adopted) | | link.created |
+    | delivery changed | delivery Sent / Delivery failed | link.delivered / delivery_failed |
+    | payment changed | Paid / Expired / Cancelled by the client | link.paid / expired / cancelled |
+    | cancelled | cancelled (`cancelled_at`: by staff, or deleted in Provet) | link.cancelled |
+    | re-issued (a new link was made in its place) | | link.replaced |
+    | error | needs review | link.needs_review |
+
+    A declined payment (Payment failed) announces nothing: nobody asked for it."""
+    if kind in (LinkEvent.Kind.CREATED, LinkEvent.Kind.RECONCILED):
+        return EventType.CREATED  # written only by `adopt`: Provet's link became this one
+    if kind == LinkEvent.Kind.DELIVERY_CHANGED and link.delivery_status is not None:
+        return _DELIVERY_ANNOUNCED.get(link.delivery_status, "")
+    if kind == LinkEvent.Kind.PAYMENT_CHANGED and link.payment_status is not None:
+        return _PAYMENT_ANNOUNCED.get(link.payment_status, "")
+    if kind == LinkEvent.Kind.CANCELLED and link.cancelled_at:
+        # A review's "cancelled a duplicate of this link" leaves the link itself payable.
+        return EventType.CANCELLED
+    if kind == LinkEvent.Kind.REISSUED:
+        return EventType.REPLACED
+    if kind == LinkEvent.Kind.ERROR and link.needs_review:
+        return EventType.NEEDS_REVIEW
+    return ""
+
+
+_DELIVERY_ANNOUNCED: dict[int, str] = {
+    DeliveryStatus.SENT: EventType.DELIVERED,
+    DeliveryStatus.FAILED: EventType.DELIVERY_FAILED,
+}
+_PAYMENT_ANNOUNCED: dict[int, str] = {
+    PaymentStatus.ACCEPTED: EventType.PAID,
+    PaymentStatus.EXPIRED: EventType.EXPIRED,
+    PaymentStatus.ABORTED: EventType.CANCELLED,  # "Cancelled by the client" on the payer page
+}
+
+
 class LinkEvent(models.Model):
     """Append-only history of a link: the audit trail and the funnel."""
 
@@ -806,6 +867,8 @@ class LinkEvent(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices)
     source = models.CharField(max_length=8, choices=Source.choices)
     reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    # Decided once, when it is written (`announced`): its outgoing event and its notice.
+    announces = models.CharField(max_length=30, choices=EventType.choices, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -889,17 +952,6 @@ class DriftFinding(models.Model):
 
 # Outgoing events: what PayLinks tells a clinic's other systems (paylinks/outbox.py writes them,
 # paylinks/event_sending.py sends them).
-
-
-class EventType(models.TextChoices):
-    CREATED = "link.created", _("link.created: the link exists in Provet")
-    DELIVERED = "link.delivered", _("link.delivered: Provet sent the SMS or email")
-    DELIVERY_FAILED = "link.delivery_failed", _("link.delivery_failed: the SMS or email failed")
-    PAID = "link.paid", _("link.paid: the client paid")
-    EXPIRED = "link.expired", _("link.expired: the link ended unpaid")
-    CANCELLED = "link.cancelled", _("link.cancelled: cancelled in Provet")
-    REPLACED = "link.replaced", _("link.replaced: a new link was made in its place")
-    NEEDS_REVIEW = "link.needs_review", _("link.needs_review: a person must decide")
 
 
 def new_endpoint_secret() -> str:

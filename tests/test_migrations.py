@@ -4,6 +4,7 @@ import uuid
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink
@@ -69,3 +70,51 @@ def test_cancels_told_apart_by_their_english_message_get_it_as_their_reason(
     reasons = [LinkEvent.objects.get(pk=pk).reason for pk in written]
     assert reasons == ["deleted_in_provet", "replaced", "duplicate_cancelled", ""]
     assert LinkEvent.objects.get(pk=other).reason == ""
+
+
+def test_existing_events_announce_what_their_new_value_says(
+    transactional_db, invoice, receptionist
+):
+    link = create_link(draft_for(invoice, receptionist))
+    apps = migrate([("paylinks", "0016_event_reason")])
+    Event = apps.get_model("paylinks", "LinkEvent")
+    apps.get_model("paylinks", "PaymentLink").objects.filter(pk=link.pk).update(
+        cancelled_at=timezone.now()
+    )
+    Event.objects.filter(link_id=link.pk).delete()
+    written = [
+        ("created", "Active", "", ""),
+        ("delivery", "Not sent", "", ""),
+        ("delivery", "Toimitus epäonnistui", "", ""),  # a Finnish desk's words, once
+        ("payment", "Expired", "", ""),
+        ("payment", "5", "", ""),
+        ("payment", "Payment failed", "", ""),
+        ("cancelled", "Cancelled", "", ""),
+        ("cancelled", "", "Cancelled postransaction 9 in Provet", "duplicate_cancelled"),
+        ("reissued", "", "", ""),
+        ("error", "Outcome unknown", "Several Provet links could be this one (1, 2).", ""),
+        ("error", "Not created", "Provet has no such link", ""),
+    ]
+    pks = [
+        Event.objects.create(
+            link_id=link.pk, kind=kind, source="poller", new_value=new, message=msg, reason=reason
+        ).pk
+        for kind, new, msg, reason in written
+    ]
+
+    migrate([("paylinks", "0017_event_announces")])
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+    assert [LinkEvent.objects.get(pk=pk).announces for pk in pks] == [
+        "link.created",
+        "",
+        "link.delivery_failed",
+        "link.expired",
+        "link.paid",
+        "",
+        "link.cancelled",
+        "",
+        "link.replaced",
+        "link.needs_review",
+        "",
+    ]
