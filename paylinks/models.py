@@ -479,16 +479,20 @@ class PaymentLink(models.Model):
         message: "str | Said" = "",
         *,
         reason: str = "",
+        values: dict[str, Any] | None = None,
     ) -> "LinkEvent":
         """Write an event of `self` as it is now, with what it announces (`announced`): its
         outgoing event, a signed POST to the practice's endpoints that chose it, is written in
-        the same transaction, or neither is; the notices read it from the event."""
+        the same transaction, or neither is; the notices read it from the event.
+
+        `values`: codes of the event's own (a created link's delivery method), for the timeline
+        to put in words; a `Said` message brings its values too."""
         from paylinks import outbox  # it reads these models
 
         if isinstance(message, Said):
             text, template, values = message.english(), message.template, message.values
         else:
-            text, template, values = message, "", {}
+            text, template, values = message, "", values or {}
         announces = announced(kind, self)
         with transaction.atomic(savepoint=False):
             event = LinkEvent.objects.create(
@@ -516,6 +520,7 @@ class PaymentLink(models.Model):
         kind: str = "created",
         user=None,
         message: "str | Said" = "",
+        values: dict[str, Any] | None = None,
         failed_too: bool = False,
     ) -> None:
         """Take Provet's postransaction as this link's own (after a POST or a reconciliation).
@@ -555,7 +560,8 @@ class PaymentLink(models.Model):
             # Its first check, in the same transaction: no active link is left without one.
             link.next_check_at = next_check_at(link, timezone.now())
             link.save(update_fields=fields)
-            link.event(kind, source, user, _state(old_state), _state(link.state), message)
+            old, new = _state(old_state), _state(link.state)
+            link.event(kind, source, user, old, new, message, values=values)
             if posted.payment_link:
                 link._apply_statuses(
                     posted.payment_link.payment_status,
@@ -877,6 +883,7 @@ class LinkEvent(models.Model):
     message = models.TextField(blank=True)  # in English
     # A message with values (`Said`): its template and values, to show it in any language.
     message_template = models.TextField(blank=True)
+    # Its values (ids, amounts), and codes of the event's own (a created link's delivery method).
     message_values = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
