@@ -486,13 +486,13 @@ class PaymentLink(models.Model):
         the same transaction, or neither is; the notices read it from the event.
 
         `values`: codes of the event's own (a created link's delivery method), for the timeline
-        to put in words; a `Said` message brings its values too."""
+        to put in words; kept beside a `Said` message's values."""
         from paylinks import outbox  # it reads these models
 
         if isinstance(message, Said):
-            text, template, values = message.english(), message.template, message.values
+            text, template, said_values = message.english(), message.template, message.values
         else:
-            text, template, values = message, "", values or {}
+            text, template, said_values = message, "", {}
         announces = announced(kind, self)
         with transaction.atomic(savepoint=False):
             event = LinkEvent.objects.create(
@@ -506,7 +506,7 @@ class PaymentLink(models.Model):
                 new_value=str(new),
                 message=text,
                 message_template=template,
-                message_values=values,
+                message_values=said_values | (values or {}),
             )
             if announces:
                 outbox.record(self, announces)
