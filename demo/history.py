@@ -61,6 +61,7 @@ from paylinks.models import (
     LinkEvent,
     PaymentLink,
     PaymentStatus,
+    announced,
 )
 
 DEMO_SEED = 2025
@@ -713,12 +714,15 @@ def _last_look(item: _Link) -> dt.datetime | None:
 
 def _events(practice: Practice, item: _Link) -> list[tuple[LinkEvent, dt.datetime]]:
     link = item.link
+    assert link is not None  # written before its events
 
     def event(kind, source, at, old="", new="", user=None, message="") -> tuple[LinkEvent, Any]:
         row = LinkEvent(
             link=link,
             kind=kind,
             source=source,
+            # Each kind happens once to a demo link, and the link is written as it ends.
+            announces=announced(kind, link),
             user=user,
             old_value=old,
             new_value=new,

@@ -57,8 +57,28 @@ class LinkEventInline(AuditTrail, admin.TabularInline):
     model = LinkEvent
     extra = 0
     can_delete = False
-    fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
-    readonly_fields = ["created_at", "kind", "source", "user", "old_value", "new_value", "message"]
+    fields = [
+        "created_at",
+        "kind",
+        "reason",
+        "source",
+        "user",
+        "old_value",
+        "new_value",
+        "message",
+        "announces",
+    ]
+    readonly_fields = [
+        "created_at",
+        "kind",
+        "reason",
+        "source",
+        "user",
+        "old_value",
+        "new_value",
+        "message",
+        "announces",
+    ]
 
 
 @admin.register(PaymentLink)
@@ -87,7 +107,7 @@ class PaymentLinkAdmin(AuditTrail, admin.ModelAdmin):
 @times_in_practice_zone(LinkEvent, lambda event: event.link.practice)
 class LinkEventAdmin(AuditTrail, admin.ModelAdmin):
     list_display = ["created_at", "link", "kind", "source", "user", "old_value", "new_value"]
-    list_filter = ["kind", "source"]
+    list_filter = ["kind", "reason", "source", "announces"]
     search_fields = ["link__code", "link__external_id", "message"]
     list_select_related = ["link", "link__practice", "user"]
     readonly_fields = [f.name for f in LinkEvent._meta.fields]

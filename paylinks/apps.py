@@ -6,8 +6,6 @@ class PaylinksConfig(AppConfig):
     name = "paylinks"
 
     def ready(self) -> None:
-        from paylinks import outbox
         from paylinks.schedules import sync_schedules
 
         post_migrate.connect(sync_schedules, sender=self, dispatch_uid="paylinks-schedules")
-        outbox.connect()  # a LinkEvent's outgoing event is written with it

@@ -49,6 +49,7 @@ def cancel_link(
     user,
     message: str = gettext_noop("Cancelled by staff"),
     source: str = LinkEvent.Source.USER,
+    reason: str = "",
 ) -> None:
     """Delete the postransaction in Provet so it can no longer be paid.
 
@@ -67,4 +68,4 @@ def cancel_link(
         raise CannotCancel(
             _("Provet Cloud would not cancel it: %(reasons)s") % {"reasons": refused.reasons}
         ) from refused.error
-    link.record_cancelled(user=user, source=source, message=message)
+    link.record_cancelled(user=user, source=source, message=message, reason=reason)

@@ -189,6 +189,7 @@ def create_link(draft: LinkDraft) -> PaymentLink:
             user=draft.actor,
             kind=LinkEvent.Kind.CREATED,
             message=_created_message(link),
+            values={"delivery_method": link.delivery_method},
         )
     return link
 
@@ -287,6 +288,7 @@ def _cancel_replaced(draft: LinkDraft, link: PaymentLink) -> bool:
             user=draft.actor,
             source=draft.source,
             message="Cancelled to be replaced by a new link",
+            reason=LinkEvent.Reason.REPLACED,
         )
     except CannotCancel as refusal:
         _discard(link)
@@ -527,7 +529,11 @@ def _discard(link: PaymentLink) -> None:
 
 
 def _created_message(link: PaymentLink) -> str:
-    parts = [f"{link.amount} {link.currency}", link.get_delivery_method_display()]
+    """The created event's note, stored in English whoever's desk made the link; the timeline
+    says how it was sent in the reader's language, from the delivery method's code."""
+    with translation.override("en"):
+        method = link.get_delivery_method_display()
+    parts = [f"{link.amount} {link.currency}", method]
     if link.consent_recorded_at:
         parts.append("client consented to saving the card")
     if link.replaces is not None:

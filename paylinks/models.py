@@ -470,26 +470,47 @@ class PaymentLink(models.Model):
             setattr(self, field.attname, getattr(saved, field.attname))
 
     def event(
-        self, kind: str, source: str, user=None, old="", new="", message: "str | Said" = ""
+        self,
+        kind: str,
+        source: str,
+        user=None,
+        old="",
+        new="",
+        message: "str | Said" = "",
+        *,
+        reason: str = "",
+        values: dict[str, Any] | None = None,
     ) -> "LinkEvent":
-        """Write an event of `self` as it is now. What the event causes (the outgoing event of
-        paylinks/outbox.py) is written in the same transaction, or neither is."""
+        """Write an event of `self` as it is now, with what it announces (`announced`): its
+        outgoing event, a signed POST to the practice's endpoints that chose it, is written in
+        the same transaction, or neither is; the notices read it from the event.
+
+        `values`: codes of the event's own (a created link's delivery method), for the timeline
+        to put in words; kept beside a `Said` message's values."""
+        from paylinks import outbox  # it reads these models
+
         if isinstance(message, Said):
-            text, template, values = message.english(), message.template, message.values
+            text, template, said_values = message.english(), message.template, message.values
         else:
-            text, template, values = message, "", {}
+            text, template, said_values = message, "", {}
+        announces = announced(kind, self)
         with transaction.atomic(savepoint=False):
-            return LinkEvent.objects.create(
+            event = LinkEvent.objects.create(
                 link=self,
                 kind=kind,
                 source=source,
+                reason=reason,
+                announces=announces,
                 user=user,
                 old_value=str(old),
                 new_value=str(new),
                 message=text,
                 message_template=template,
-                message_values=values,
+                message_values=said_values | (values or {}),
             )
+            if announces:
+                outbox.record(self, announces)
+            return event
 
     def adopt(
         self,
@@ -499,6 +520,7 @@ class PaymentLink(models.Model):
         kind: str = "created",
         user=None,
         message: "str | Said" = "",
+        values: dict[str, Any] | None = None,
         failed_too: bool = False,
     ) -> None:
         """Take Provet's postransaction as this link's own (after a POST or a reconciliation).
@@ -538,7 +560,8 @@ class PaymentLink(models.Model):
             # Its first check, in the same transaction: no active link is left without one.
             link.next_check_at = next_check_at(link, timezone.now())
             link.save(update_fields=fields)
-            link.event(kind, source, user, _state(old_state), _state(link.state), message)
+            old, new = _state(old_state), _state(link.state)
+            link.event(kind, source, user, old, new, message, values=values)
             if posted.payment_link:
                 link._apply_statuses(
                     posted.payment_link.payment_status,
@@ -670,7 +693,9 @@ class PaymentLink(models.Model):
             )
         self._refresh_from(link)
 
-    def record_cancelled(self, *, user, source: str, message: "str | Said" = "") -> None:
+    def record_cancelled(
+        self, *, user, source: str, message: "str | Said" = "", reason: str = ""
+    ) -> None:
         """Provet has deleted the postransaction: the link can no longer be paid.
 
         A link that is already over (paid, expired, failed) keeps its ending: Provet refuses to
@@ -686,7 +711,13 @@ class PaymentLink(models.Model):
             link.next_check_at = None
             link.save(update_fields=["state", "cancelled_at", "next_check_at"])
             link.event(
-                LinkEvent.Kind.CANCELLED, source, user, _state(old_state), "Cancelled", message
+                LinkEvent.Kind.CANCELLED,
+                source,
+                user,
+                _state(old_state),
+                "Cancelled",
+                message,
+                reason=reason,
             )
         self._refresh_from(link)
 
@@ -759,6 +790,59 @@ def money_keys(values: dict[str, Any]) -> list[str]:
     return [key for key in values if key == "amount" or key.endswith("_amount")]
 
 
+class EventType(models.TextChoices):
+    CREATED = "link.created", _("link.created: the link exists in Provet")
+    DELIVERED = "link.delivered", _("link.delivered: Provet sent the SMS or email")
+    DELIVERY_FAILED = "link.delivery_failed", _("link.delivery_failed: the SMS or email failed")
+    PAID = "link.paid", _("link.paid: the client paid")
+    EXPIRED = "link.expired", _("link.expired: the link ended unpaid")
+    CANCELLED = "link.cancelled", _("link.cancelled: cancelled in Provet")
+    REPLACED = "link.replaced", _("link.replaced: a new link was made in its place")
+    NEEDS_REVIEW = "link.needs_review", _("link.needs_review: a person must decide")
+
+
+def announced(kind: str, link: PaymentLink) -> str:
+    """What a LinkEvent of `kind` announces, read against its link holding the change: its
+    outgoing event (paylinks/outbox.py), and the notices read it too (paylinks/views/notices.py).
+    "" when nothing.
+
+    | LinkEvent | the link now | announces |
+    | --- | --- | --- |
+    | created, reconciled (Provet's postransaction adopted) | | link.created |
+    | delivery changed | delivery Sent / Delivery failed | link.delivered / delivery_failed |
+    | payment changed | Paid / Expired / Cancelled by the client | link.paid / expired / cancelled |
+    | cancelled | cancelled (`cancelled_at`: by staff, or deleted in Provet) | link.cancelled |
+    | re-issued (a new link was made in its place) | | link.replaced |
+    | error | needs review | link.needs_review |
+
+    A declined payment (Payment failed) announces nothing: nobody asked for it."""
+    if kind in (LinkEvent.Kind.CREATED, LinkEvent.Kind.RECONCILED):
+        return EventType.CREATED  # written only by `adopt`: Provet's link became this one
+    if kind == LinkEvent.Kind.DELIVERY_CHANGED and link.delivery_status is not None:
+        return _DELIVERY_ANNOUNCED.get(link.delivery_status, "")
+    if kind == LinkEvent.Kind.PAYMENT_CHANGED and link.payment_status is not None:
+        return _PAYMENT_ANNOUNCED.get(link.payment_status, "")
+    if kind == LinkEvent.Kind.CANCELLED and link.cancelled_at:
+        # A review's "cancelled a duplicate of this link" leaves the link itself payable.
+        return EventType.CANCELLED
+    if kind == LinkEvent.Kind.REISSUED:
+        return EventType.REPLACED
+    if kind == LinkEvent.Kind.ERROR and link.needs_review:
+        return EventType.NEEDS_REVIEW
+    return ""
+
+
+_DELIVERY_ANNOUNCED: dict[int, str] = {
+    DeliveryStatus.SENT: EventType.DELIVERED,
+    DeliveryStatus.FAILED: EventType.DELIVERY_FAILED,
+}
+_PAYMENT_ANNOUNCED: dict[int, str] = {
+    PaymentStatus.ACCEPTED: EventType.PAID,
+    PaymentStatus.EXPIRED: EventType.EXPIRED,
+    PaymentStatus.ABORTED: EventType.CANCELLED,  # "Cancelled by the client" on the payer page
+}
+
+
 class LinkEvent(models.Model):
     """Append-only history of a link: the audit trail and the funnel."""
 
@@ -778,9 +862,19 @@ class LinkEvent(models.Model):
         WEBHOOK = "webhook", _("Webhook")
         SYSTEM = "system", _("PayLinks")
 
+    class Reason(models.TextChoices):
+        """Why, where the kind alone doesn't tell the timeline enough (most events have none)."""
+
+        DELETED_IN_PROVET = "deleted_in_provet", _("Deleted in Provet Cloud")
+        REPLACED = "replaced", _("Replaced by a new link")
+        DUPLICATE_CANCELLED = "duplicate_cancelled", _("Duplicate cancelled in Provet")
+
     link = models.ForeignKey(PaymentLink, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     source = models.CharField(max_length=8, choices=Source.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    # Decided once, when it is written (`announced`): its outgoing event and its notice.
+    announces = models.CharField(max_length=30, choices=EventType.choices, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -789,6 +883,7 @@ class LinkEvent(models.Model):
     message = models.TextField(blank=True)  # in English
     # A message with values (`Said`): its template and values, to show it in any language.
     message_template = models.TextField(blank=True)
+    # Its values (ids, amounts), and codes of the event's own (a created link's delivery method).
     message_values = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -864,17 +959,6 @@ class DriftFinding(models.Model):
 
 # Outgoing events: what PayLinks tells a clinic's other systems (paylinks/outbox.py writes them,
 # paylinks/event_sending.py sends them).
-
-
-class EventType(models.TextChoices):
-    CREATED = "link.created", _("link.created: the link exists in Provet")
-    DELIVERED = "link.delivered", _("link.delivered: Provet sent the SMS or email")
-    DELIVERY_FAILED = "link.delivery_failed", _("link.delivery_failed: the SMS or email failed")
-    PAID = "link.paid", _("link.paid: the client paid")
-    EXPIRED = "link.expired", _("link.expired: the link ended unpaid")
-    CANCELLED = "link.cancelled", _("link.cancelled: cancelled in Provet")
-    REPLACED = "link.replaced", _("link.replaced: a new link was made in its place")
-    NEEDS_REVIEW = "link.needs_review", _("link.needs_review: a person must decide")
 
 
 def new_endpoint_secret() -> str:

@@ -1,22 +1,12 @@
-"""Which outgoing events a change to a link causes, written in the change's own transaction.
+"""Outgoing events, written in the transaction of the change to a link that causes them.
 
-Every change to a link writes a `LinkEvent` inside the transaction that makes it
-(`PaymentLink.adopt`, `record_status`, `mark`, `record_cancelled`, and `create.py`'s note on a
-replaced link). When one is written, `event_type_for` reads what it says and, if the practice
-has an endpoint for that type, an `OutgoingEvent` and one `EventDelivery` per such endpoint are
-written beside it: a rollback of the change takes them away too (an outbox). Sending is queued
-only once the transaction has committed (paylinks/event_sending.py).
+Every change to a link writes a `LinkEvent` inside the transaction that makes it, through
+`PaymentLink.event`, which decides what the event announces (`paylinks.models.announced`:
+link.paid, link.expired ...) and calls `record` here. If the practice has an endpoint for that
+type, an `OutgoingEvent` and one `EventDelivery` per such endpoint are written beside it: a
+rollback of the change takes them away too (an outbox). Sending is queued only once the
+transaction has committed (paylinks/event_sending.py).
 
-| LinkEvent | the link now | outgoing event |
-| --- | --- | --- |
-| created, reconciled (Provet's postransaction adopted) | | link.created |
-| delivery changed | delivery Sent / Delivery failed | link.delivered / link.delivery_failed |
-| payment changed | Paid / Expired / Cancelled by the client | link.paid / .expired / .cancelled |
-| cancelled | cancelled (`cancelled_at`: by staff, or deleted in Provet) | link.cancelled |
-| re-issued (a new link was made in its place) | | link.replaced |
-| error | needs review | link.needs_review |
-
-A declined payment (Payment failed) has no event of its own: none was asked for.
 Statuses only move forward and a LinkEvent is written only on a change, so one change seen
 twice (the poller and a webhook) causes one event; a unique constraint on the link and type
 holds it in the database too.
@@ -25,7 +15,6 @@ holds it in the database too.
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models.signals import post_save
 from django.utils import timezone, translation
 
 from paylinks.event_sending import RETRY_FOR, first_claim, queue_attempt
@@ -33,58 +22,12 @@ from paylinks.models import (
     DeliveryStatus,
     EventDelivery,
     EventEndpoint,
-    EventType,
-    LinkEvent,
     OutgoingEvent,
     PaymentLink,
     PaymentStatus,
 )
 
 logger = logging.getLogger(__name__)
-
-DELIVERY_EVENTS = {
-    DeliveryStatus.SENT: EventType.DELIVERED,
-    DeliveryStatus.FAILED: EventType.DELIVERY_FAILED,
-}
-PAYMENT_EVENTS = {
-    PaymentStatus.ACCEPTED: EventType.PAID,
-    PaymentStatus.EXPIRED: EventType.EXPIRED,
-    PaymentStatus.ABORTED: EventType.CANCELLED,  # "Cancelled by the client" on the payer page
-}
-
-
-def connect() -> None:
-    """Called once from PaylinksConfig.ready()."""
-    post_save.connect(_link_event_written, sender=LinkEvent, dispatch_uid="paylinks-outbox")
-
-
-def event_type_for(event: LinkEvent) -> EventType | None:
-    """The outgoing event a LinkEvent stands for, read against its link as it now is (every
-    LinkEvent is written once the link holds the change)."""
-    link = event.link
-    kind = event.kind
-    if kind in (LinkEvent.Kind.CREATED, LinkEvent.Kind.RECONCILED):
-        return EventType.CREATED  # written only by `adopt`: Provet's link became this one
-    if kind == LinkEvent.Kind.DELIVERY_CHANGED and link.delivery_status is not None:
-        return DELIVERY_EVENTS.get(DeliveryStatus(link.delivery_status))
-    if kind == LinkEvent.Kind.PAYMENT_CHANGED and link.payment_status is not None:
-        return PAYMENT_EVENTS.get(PaymentStatus(link.payment_status))
-    if kind == LinkEvent.Kind.CANCELLED and link.cancelled_at:
-        # A review's "cancelled a duplicate of this link" leaves the link itself payable.
-        return EventType.CANCELLED
-    if kind == LinkEvent.Kind.REISSUED:
-        return EventType.REPLACED
-    if kind == LinkEvent.Kind.ERROR and link.needs_review:
-        return EventType.NEEDS_REVIEW
-    return None
-
-
-def _link_event_written(sender, instance: LinkEvent, created: bool, raw: bool = False, **kwargs):
-    if not created or raw:
-        return
-    event_type = event_type_for(instance)
-    if event_type is not None:
-        record(instance.link, event_type)
 
 
 def record(link: PaymentLink, event_type: str) -> OutgoingEvent | None:

@@ -304,7 +304,10 @@ def _check_one(
         posted = client.get_postransaction(link.postransaction_id)
     except ProvetNotFound:
         link.record_cancelled(
-            user=None, source=source, message=gettext_noop("Deleted in Provet Cloud")
+            user=None,
+            source=source,
+            message=gettext_noop("Deleted in Provet Cloud"),
+            reason=LinkEvent.Reason.DELETED_IN_PROVET,
         )
         report.checked += 1
         return

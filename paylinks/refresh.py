@@ -82,7 +82,10 @@ def read_status(link: PaymentLink, *, source: str, user=None, now=None) -> bool:
             posted = client.get_postransaction(link.postransaction_id)
         except ProvetNotFound:
             link.record_cancelled(
-                user=None, source=LinkEvent.Source.SYSTEM, message="Deleted in Provet Cloud"
+                user=None,
+                source=LinkEvent.Source.SYSTEM,
+                message=gettext_noop("Deleted in Provet Cloud"),
+                reason=LinkEvent.Reason.DELETED_IN_PROVET,
             )
             return True
     return link.record_status(posted, source=source, user=user, now=now)

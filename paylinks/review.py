@@ -281,7 +281,13 @@ def _cancel_one(
         gettext_noop("Cancelled postransaction %(id)s in Provet: a duplicate of this link."),
         {"id": pk},
     )
-    link.event(LinkEvent.Kind.CANCELLED, LinkEvent.Source.USER, user, message=cancelled)
+    link.event(
+        LinkEvent.Kind.CANCELLED,
+        LinkEvent.Source.USER,
+        user,
+        message=cancelled,
+        reason=LinkEvent.Reason.DUPLICATE_CANCELLED,
+    )
     if owner is not None:
         owner.record_cancelled(
             user=user,

@@ -3,11 +3,13 @@
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from clinics.provet import client as provet_client
 from paylinks.create import LinkDraft, LinkNotCreated, create_link
 from paylinks.forms import new_form_token
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, Prepayment
+from paylinks.templatetags.link_words import event_words
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
 from tests.conftest import add_fault, draft_for
@@ -130,3 +132,20 @@ def test_an_unreachable_provet_creates_nothing(invoice, receptionist, monkeypatc
         create_link(draft_for(invoice, receptionist))
     assert not PaymentLink.objects.exists()
     assert not Prepayment.objects.exists()
+
+
+def test_a_finnish_desk_s_link_is_stored_in_english_and_codes_and_read_in_the_reader_s_language(
+    invoice, receptionist
+):
+    draft = draft_for(invoice, receptionist, delivery_method=2, email="client@example.com")
+    with translation.override("fi"):
+        link = create_link(draft)
+
+    [event] = link.events.filter(kind=LinkEvent.Kind.CREATED).select_related("link__practice")
+    assert event.message == f"{link.amount} EUR, Email only"
+    assert event.message_values == {"delivery_method": 2}
+    with translation.override("fi"):
+        assert event_words(event).title == "Linkki lähetetty (sähköposti)"
+    with translation.override("sv"):
+        assert "e-post" in event_words(event).title
+    assert event_words(event).title == "Link sent by e-mail"

@@ -15,6 +15,7 @@ from paylinks.create import create_link
 from paylinks.invoices import refresh_invoice
 from paylinks.models import (
     DeliveryMethod,
+    EventType,
     LinkEvent,
     NoticeDismissal,
     PaymentLink,
@@ -338,7 +339,13 @@ def make_paid_links(link: PaymentLink, count: int) -> None:
         payment_status=PaymentStatus.ACCEPTED, paid_at=timezone.now()
     )
     LinkEvent.objects.bulk_create(
-        LinkEvent(link=c, kind=LinkEvent.Kind.PAYMENT_CHANGED, source="poller") for c in made
+        LinkEvent(
+            link=c,
+            kind=LinkEvent.Kind.PAYMENT_CHANGED,
+            source="poller",
+            announces=EventType.PAID,
+        )
+        for c in made
     )
 
 

@@ -50,7 +50,8 @@ def make_link(practice, user, **fields) -> PaymentLink:
     )
 
 
-# (kind, source, by a person, old, new, message, link fields) -> (title, who)
+# (kind, source, by a person, old, new, message, link fields and the event's reason)
+#   -> (title, who)
 CASES = [
     (
         (Kind.CREATED, User, True, "Creating", "Active", "50.00 EUR, SMS only", {}),
@@ -122,7 +123,15 @@ CASES = [
         ("Cancelled", "by Riikka Virtanen"),
     ),
     (
-        (Kind.CANCELLED, SYSTEM, False, "Active", "Cancelled", "Deleted in Provet Cloud", {}),
+        (
+            Kind.CANCELLED,
+            SYSTEM,
+            False,
+            "Active",
+            "Cancelled",
+            "Deleted in Provet Cloud",
+            {"reason": LinkEvent.Reason.DELETED_IN_PROVET},
+        ),
         ("Cancelled in Provet", "Checked automatically"),
     ),
     (
@@ -133,7 +142,7 @@ CASES = [
             "",
             "",
             "Cancelled postransaction 9 in Provet: a duplicate of this link.",
-            {},
+            {"reason": LinkEvent.Reason.DUPLICATE_CANCELLED},
         ),
         ("Duplicate cancelled in Provet", "by Riikka Virtanen"),
     ),
@@ -169,8 +178,10 @@ def test_every_event_the_code_writes_reads_as_a_receptionist_would_say_it(
     synced_practice, riikka, event, words
 ):
     kind, source, by_person, old, new, message, fields = event
-    link = make_link(synced_practice, riikka, **fields)
-    written = link.event(kind, source, riikka if by_person else None, old, new, message)
+    link_fields = {name: value for name, value in fields.items() if name != "reason"}
+    link = make_link(synced_practice, riikka, **link_fields)
+    user = riikka if by_person else None
+    written = link.event(kind, source, user, old, new, message, reason=fields.get("reason", ""))
     said = event_words(LinkEvent.objects.select_related("link__practice").get(pk=written.pk))
     assert (said.title, said.who) == words
     for code_word in ("Poller", "Webhook", "PayLinks", "→", "Creating"):
@@ -180,6 +191,29 @@ def test_every_event_the_code_writes_reads_as_a_receptionist_would_say_it(
 def test_every_kind_of_event_has_words_of_its_own():
     covered = {event[0] for event, _ in CASES}
     assert covered == set(Kind.values)
+
+
+@pytest.mark.parametrize(
+    ("reason", "message", "words"),
+    [
+        (LinkEvent.Reason.DELETED_IN_PROVET, "Gone", ("Cancelled in Provet", "The client can")),
+        (LinkEvent.Reason.REPLACED, "", ("Cancelled", "A new link replaces it.")),
+        (
+            LinkEvent.Reason.DUPLICATE_CANCELLED,
+            "Cancelled 9",
+            ("Duplicate cancelled in Provet", "Cancelled 9"),
+        ),
+        ("", "Deleted in Provet Cloud", ("Cancelled", "Deleted in Provet Cloud")),
+    ],
+)
+def test_a_cancel_reads_by_its_reason_however_its_message_is_worded(
+    synced_practice, riikka, reason, message, words
+):
+    link = make_link(synced_practice, riikka)
+    written = link.event(Kind.CANCELLED, User, riikka, message=message, reason=reason)
+    said = event_words(LinkEvent.objects.select_related("link__practice").get(pk=written.pk))
+    title, detail = words
+    assert said.title == title and said.detail.startswith(detail)
 
 
 def test_the_link_page_timeline_says_what_happened(client, synced_practice, riikka):

@@ -11,6 +11,7 @@ import httpx
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.utils import translation
 
 _lock = threading.Lock()
 _inside = 0
@@ -42,7 +43,9 @@ class InProcessTransport(httpx.BaseTransport):
         self._wsgi = httpx.WSGITransport(app=WSGIHandler())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with _connections_kept_open():
+        # The request served here activates a language of its own; the caller keeps its own,
+        # as it would across a socket (else a Finnish desk's words could pass for English).
+        with _connections_kept_open(), translation.override(translation.get_language()):
             try:
                 response = self._wsgi.handle_request(request)
                 response.read()

@@ -156,7 +156,7 @@ def event_words(event: LinkEvent) -> EventWords:
     kind = event.kind
     title, detail = _("Something happened"), said(event)
     if kind == LinkEvent.Kind.CREATED:
-        title, detail = _created(link)
+        title, detail = _created(event, link)
     elif kind == LinkEvent.Kind.RECONCILED:
         title, detail = _found(event, link)
     elif kind == LinkEvent.Kind.DELIVERY_CHANGED:
@@ -185,14 +185,16 @@ def event_words(event: LinkEvent) -> EventWords:
     return EventWords(title, detail, _who(event))
 
 
-def _created(link: PaymentLink) -> tuple[str, str]:
-    if link.delivery_method == DeliveryMethod.DONT_SEND:
+def _created(event: LinkEvent, link: PaymentLink) -> tuple[str, str]:
+    # Events written before they kept the delivery method's code: the link's is the same.
+    method = event.message_values.get("delivery_method", link.delivery_method)
+    if method == DeliveryMethod.DONT_SEND:
         title = _("Link made, to hand over")
     elif link.sent_automatically:
         title = _("Sent again automatically by %(channel)s")
     else:
         title = _("Link sent by %(channel)s")
-    title = title % {"channel": _channel(link.delivery_method)}
+    title = title % {"channel": _channel(method)}
     details = [_("For %(amount)s") % {"amount": formats.money(link.amount, link.currency)}]
     if link.replaces_id:
         details.append(_("in place of an earlier link"))
@@ -222,12 +224,11 @@ def _payment(status: int | None, link: PaymentLink) -> tuple[str, str]:
 
 
 def _cancelled(event: LinkEvent) -> tuple[str, str]:
-    # The messages paylinks/refresh.py, create.py and review.py write with a cancel.
-    if event.message == "Deleted in Provet Cloud":
+    if event.reason == LinkEvent.Reason.DELETED_IN_PROVET:
         return _("Cancelled in Provet"), _("The client can no longer pay with it.")
-    if event.message == "Cancelled to be replaced by a new link":
+    if event.reason == LinkEvent.Reason.REPLACED:
         return _("Cancelled"), _("A new link replaces it.")
-    if event.message.startswith("Cancelled postransaction"):
+    if event.reason == LinkEvent.Reason.DUPLICATE_CANCELLED:
         return _("Duplicate cancelled in Provet"), said(event)
     return _("Cancelled"), said(event) or _("The client can no longer pay with it.")
 

@@ -1,8 +1,9 @@
 """The notices on every staff page: a link of yours, or of your department today, was paid,
 expired unpaid or couldn't be delivered.
 
-A notice is a LinkEvent that moved a link to Paid or Expired, or its delivery to failed, read
-against the link as it is now (an expired link paid after all is one "Paid" notice). Whose:
+A notice is a LinkEvent that announces link.paid, link.expired or link.delivery_failed (decided
+when it was written, `paylinks.models.announced`); an expiry only while the link is still
+expired unpaid (an expired link paid after all is one "Paid" notice). Whose:
 the person made the link, or it was made today in a department where they made a link today
 (reception works a department's desk together). Only events of the practice's today, in the
 practice the person is working in, and only until that person dismisses them.
@@ -28,15 +29,21 @@ from paylinks.access import current_practice, practices_for
 from paylinks.models import (
     LINK_FIGURES,
     DeliveryMethod,
-    DeliveryStatus,
+    EventType,
     LinkEvent,
     NoticeDismissal,
     PaymentLink,
-    PaymentStatus,
 )
 from paylinks.views.going_back import page_to_go_back_to
 
 Kind = NoticeDismissal.Kind
+
+# The events that are notices: what each announces, as the kind of notice it is.
+NOTICE_KINDS = {
+    EventType.PAID: Kind.PAID,
+    EventType.EXPIRED: Kind.EXPIRED,
+    EventType.DELIVERY_FAILED: Kind.DELIVERY_FAILED,
+}
 
 # The most notices a page shows at once; dismissing one brings the next.
 SHOWN = 8
@@ -75,31 +82,23 @@ def notice_events(user, practice: Practice, after: int | None = None) -> QuerySe
     theirs = Q(link__created_by=user) | Q(
         link__created_at__gte=start, link__department__in=departments_today
     )
-    paid_or_expired = Q(
-        kind=LinkEvent.Kind.PAYMENT_CHANGED,
-        link__payment_status__in=[PaymentStatus.ACCEPTED, PaymentStatus.EXPIRED],
-    )
-    failed_delivery = Q(
-        kind=LinkEvent.Kind.DELIVERY_CHANGED, link__delivery_status=DeliveryStatus.FAILED
-    )
     # "Expired unpaid" only while it is (LINK_FIGURES, as the lists and dashboard say): not once
-    # it was sent again or cancelled, or the invoice was paid some other way (superseded).
-    superseded = Q(link__payment_status=PaymentStatus.EXPIRED) & ~Q(
+    # it was paid after all, sent again or cancelled, or the invoice was paid some other way.
+    over = Q(announces=EventType.EXPIRED) & ~Q(
         link__in=PaymentLink.objects.filter(LINK_FIGURES["expired"])
     )
     dismissed = NoticeDismissal.objects.filter(
         user=user, link=OuterRef("link"), kind=OuterRef("notice_kind")
     )
     events = (
-        LinkEvent.objects.filter(link__practice=practice, created_at__gte=start)
-        .filter(paid_or_expired | failed_delivery)
-        .exclude(Q(kind=LinkEvent.Kind.PAYMENT_CHANGED) & superseded)
+        LinkEvent.objects.filter(
+            link__practice=practice, created_at__gte=start, announces__in=list(NOTICE_KINDS)
+        )
+        .exclude(over)
         .filter(theirs)
         .annotate(
             notice_kind=Case(
-                When(kind=LinkEvent.Kind.DELIVERY_CHANGED, then=Value(Kind.DELIVERY_FAILED)),
-                When(link__payment_status=PaymentStatus.ACCEPTED, then=Value(Kind.PAID)),
-                default=Value(Kind.EXPIRED),
+                *(When(announces=said, then=Value(kind)) for said, kind in NOTICE_KINDS.items()),
                 output_field=CharField(),
             )
         )
