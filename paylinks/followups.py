@@ -3,13 +3,13 @@
 Off unless a practice's admin turns it on (Practice.auto_follow_up). Then, every few minutes
 (paylinks/schedules.py), a pass over the practice finds the invoice links that expired unpaid at
 least `follow_up_delay_hours` ago, since it was turned on, and sends each again the way *Send
-again* does (paylinks/reissue.py), only while the practice is open (its opening days and hours
+again* does (paylinks/send_again.py), only while the practice is open (its opening days and hours
 in its time zone) and at most `follow_up_max_sends` times per invoice.
 
 Right before sending, the invoice and its client are read again from Provet: nothing is sent
 when it was paid by any route, when the client opted out of the link's channel, or when a person
 sent the link again meanwhile. What keeps two workers from sending the same follow-up twice is in
-the reservation's transaction (reissue.send_again_automatically), not here: here is only what is
+the reservation's transaction (send_again.send_again_automatically), not here: here is only what is
 worth trying. Its Provet requests are background work (clinics/budget.py): a pass stops when the
 practice's budget is spent, and the next pass goes on.
 """
@@ -28,7 +28,7 @@ from clinics.provet import ProvetBudgetSpent, ProvetError
 from clinics.provet.errors import explain
 from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink
-from paylinks.reissue import send_again_automatically
+from paylinks.send_again import send_again_automatically
 
 logger = logging.getLogger(__name__)
 

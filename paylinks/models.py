@@ -851,7 +851,7 @@ class LinkEvent(models.Model):
         DELIVERY_CHANGED = "delivery", _("Delivery changed")
         PAYMENT_CHANGED = "payment", _("Payment changed")
         REFRESHED = "refreshed", _("Checked by hand")
-        REISSUED = "reissued", _("Sent again")
+        REISSUED = "reissued", _("Sent again")  # by Send again (the stored code is older)
         CANCELLED = "cancelled", _("Cancelled")
         RECONCILED = "reconciled", _("Reconciled")
         ERROR = "error", _("Error")

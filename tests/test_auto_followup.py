@@ -15,7 +15,7 @@ from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.followups import follow_up_practice
 from paylinks.models import DeliveryMethod, DeliveryStatus, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.refresh import read_status
-from paylinks.reissue import send_again_automatically
+from paylinks.send_again import send_again_automatically
 from sandbox import clock
 from sandbox.models import Client as ProvetClient
 from sandbox.models import Invoice as ProvetInvoice
@@ -154,7 +154,7 @@ def test_nothing_is_sent_when_the_invoice_was_paid_another_way(expired):
 
 def test_nothing_is_sent_when_someone_already_sent_it_again(expired, receptionist):
     from paylinks.forms import new_form_token
-    from paylinks.reissue import send_again
+    from paylinks.send_again import send_again
 
     by_hand = send_again(expired, user=receptionist, idempotency_key=new_form_token())
 

@@ -22,7 +22,7 @@ from paylinks.models import (
     PaymentStatus,
 )
 from paylinks.refresh import read_status
-from paylinks.reissue import send_again
+from paylinks.send_again import send_again
 from sandbox import clock, control
 from sandbox.models import Invoice as ProvetInvoice
 from sandbox.models import PhoneNumber, PosTransaction

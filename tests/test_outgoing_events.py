@@ -35,8 +35,8 @@ from paylinks.models import (
 from paylinks.polling import poll_due_links
 from paylinks.reconcile import reconcile_link
 from paylinks.refresh import check_now
-from paylinks.reissue import send_again
 from paylinks.review import choose
+from paylinks.send_again import send_again
 from sandbox import control
 from sandbox.models import EventReceiver, PosTransaction
 from tests.conftest import add_fault, draft_for, post_in_provet

@@ -171,7 +171,7 @@ def test_twenty_submits_of_one_form_make_one_link_and_one_post(
 def press_send_again(user, link):
     client = signed_in(user)
     page = client.get(f"/links/{link.code}/")
-    token = page.context["reissue_token"]
+    token = page.context["send_again_token"]
     return lambda: client.post(f"/links/{link.code}/send-again/", {"form_token": token})
 
 

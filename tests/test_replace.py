@@ -7,7 +7,7 @@ from paylinks.cancel import cancel_link
 from paylinks.create import AlreadyReplaced, LinkNotCreated, create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.refresh import read_status
-from paylinks.reissue import send_again
+from paylinks.send_again import send_again
 from sandbox import control
 from sandbox.models import PosTransaction
 from tests.conftest import add_fault, draft_for

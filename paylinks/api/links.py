@@ -49,7 +49,7 @@ from paylinks.invoices import refresh_invoice
 from paylinks.link_filters import LinkFilterForm
 from paylinks.models import Invoice, PaymentLink
 from paylinks.refresh import PracticePaused, check_now
-from paylinks.reissue import send_again
+from paylinks.send_again import send_again
 
 # The link forms' fields the API names otherwise; the rest have the same names.
 API_FIELDS = {

@@ -24,7 +24,7 @@ from paylinks.create import AlreadyReplaced, LinkNotCreated
 from paylinks.forms import FORM_TOKEN, new_form_token
 from paylinks.models import PaymentLink, PaymentStatus
 from paylinks.refresh import PracticePaused, check_now, offers_check_now
-from paylinks.reissue import send_again
+from paylinks.send_again import send_again
 from paylinks.tasks import request_refresh
 from paylinks.templatetags.link_words import Seen, clock, status_words, what_changed
 from paylinks.views.going_back import page_to_go_back_to
@@ -107,7 +107,7 @@ def link_cancel(request: HttpRequest, code) -> HttpResponse:
 
 @login_required
 @require_POST
-def link_reissue(request: HttpRequest, code) -> HttpResponse:
+def link_send_again(request: HttpRequest, code) -> HttpResponse:
     """Send again: one new link per link, whoever presses first. From the follow-up queue,
     the person stays in the queue; elsewhere they are taken to the new link."""
     link = _get_link_for_user(request, code)
@@ -278,7 +278,7 @@ def _context(link: PaymentLink, user) -> dict:
         "qr": qr,
         "events": link.events.select_related("user"),
         "replacement": replacement,
-        "reissue_token": new_form_token(),
+        "send_again_token": new_form_token(),
         "poll": not link.is_final_for_display,
         "can_check": offers_check_now(link, replaced=replacement is not None),
         "now": timezone.now(),
