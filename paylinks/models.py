@@ -724,7 +724,7 @@ class PaymentLink(models.Model):
 
 def _expired_unpaid() -> Q:
     """Expired links whose money is still missing, each counted once: the links the pages call
-    "Expired" (link_words.status_words), the follow-up page lists and the automatic follow-up
+    "Expired" (words.status_words), the follow-up page lists and the automatic follow-up
     sends again (paylinks/followups.py).
 
     Not a link that was sent again or replaced: the link made in its place counts instead (as
@@ -767,7 +767,7 @@ LINK_FIGURES: Mapping[str, Q] = _LinkFigures()
 @dataclass(frozen=True)
 class Said:
     """A stored message with values in it (ids, amounts, Provet's own words), of a LinkEvent or
-    a DriftFinding: stored in English, shown in the reader's language (link_words' `said`).
+    a DriftFinding: stored in English, shown in the reader's language (words.said).
     `template` is marked with gettext_noop where it is written; with `currency` among the
     values, `amount` and every `…_amount` are money, shown in the reader's money format.
 

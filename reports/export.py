@@ -5,7 +5,7 @@ decimals, timestamps in ISO 8601 in the practice's time zone. Text that a spread
 as a formula (starting with =, +, -, @, a tab or a carriage return) gets a leading quote.
 
 The columns are what a manager reconciles with: no email addresses or phone numbers. The status,
-the maker and the channel read as the pages say them (link_words.status_words, the dashboard's
+the maker and the channel read as the pages say them (words.status_words, the dashboard's
 names), in the language of the person who downloads the file.
 """
 
@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from clinics.models import Practice
 from paylinks.models import DeliveryMethod, DeliveryStatus, PaymentLink, PaymentLinkQuerySet
-from paylinks.templatetags.link_words import status_words
+from paylinks.words import status_words
 from reports.figures import CHANNEL_NAMES, person_name
 
 BOM = "\ufeff"

@@ -9,7 +9,7 @@ from clinics.provet import client as provet_client
 from paylinks.create import LinkDraft, LinkNotCreated, create_link
 from paylinks.forms import new_form_token
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, Prepayment
-from paylinks.templatetags.link_words import event_words
+from paylinks.words import event_words
 from sandbox.models import Client as ProvetClientRow
 from sandbox.models import PosTransaction
 from tests.conftest import add_fault, draft_for

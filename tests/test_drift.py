@@ -14,7 +14,7 @@ from paylinks.create import create_link
 from paylinks.drift import find_drift, open_findings
 from paylinks.models import DriftFinding, LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, reconcile_link
-from paylinks.templatetags.link_words import said
+from paylinks.words import said
 from sandbox import control
 from sandbox.models import PosTransaction as ProvetPosTransaction
 from tests.conftest import add_fault, draft_for, link_made_in_provet, post_in_provet

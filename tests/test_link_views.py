@@ -9,7 +9,7 @@ from django.utils import timezone
 from clinics.provet import ProvetClient
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
-from paylinks.templatetags.link_words import status_words
+from paylinks.words import status_words
 from sandbox import control
 from sandbox.models import Invoice as ProvetInvoice
 from sandbox.models import PosTransaction

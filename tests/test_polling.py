@@ -16,7 +16,7 @@ from paylinks.cadence import AFTER_EXPIRY, interval_for, next_check_at
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.polling import PASSES_PER_MINUTE, due_links, poll_due_links
-from paylinks.templatetags.link_words import status_words
+from paylinks.words import status_words
 from sandbox import clock, control
 from tests.conftest import add_fault, draft_for, link_made_in_provet
 

@@ -9,7 +9,7 @@ from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus
 from paylinks.reconcile import GRACE, STUCK_AFTER, reconcile_link, reconcile_unknown_links
 from paylinks.tasks import reconcile
-from paylinks.templatetags.link_words import status_words
+from paylinks.words import status_words
 from sandbox import control
 from sandbox.models import Client as ProvetClientRow
 from tests.conftest import add_fault, draft_for, post_in_provet, prepayment_draft_for

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from paylinks.create import create_link
 from paylinks.models import LinkEvent, PaymentLink, PaymentStatus, WebhookDelivery
-from paylinks.templatetags.link_words import status_words
+from paylinks.words import status_words
 from sandbox import control
 from tests.conftest import draft_for, link_made_in_provet, make_practice
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from paylinks.forms import new_form_token
 from paylinks.models import DeliveryMethod, Invoice, LinkEvent, PaymentLink, PaymentStatus
-from paylinks.templatetags.link_words import delivery_words, event_words
+from paylinks.words import delivery_words, event_words
 from tests.conftest import make_user
 
 User = LinkEvent.Source.USER
@@ -260,7 +260,7 @@ def test_a_stored_message_is_english_in_the_database_and_the_reader_s_language_o
     from django.utils.translation import gettext_noop
 
     from paylinks.models import Said
-    from paylinks.templatetags.link_words import said
+    from paylinks.words import said
 
     link = make_link(synced_practice, riikka)
     with translation.override("fi"):

@@ -23,7 +23,7 @@ from paylinks.models import (
     RecurringModel,
     Tokenize,
 )
-from paylinks.templatetags.link_words import delivery_words, status_words
+from paylinks.words import delivery_words, status_words
 
 
 def _absolute(context: dict, path: str) -> str:

@@ -26,8 +26,8 @@ from paylinks.models import PaymentLink, PaymentStatus
 from paylinks.refresh import PracticePaused, check_now, offers_check_now
 from paylinks.send_again import send_again
 from paylinks.tasks import request_refresh
-from paylinks.templatetags.link_words import Seen, clock, status_words, what_changed
 from paylinks.views.going_back import page_to_go_back_to
+from paylinks.words import Seen, clock, status_words, what_changed
 
 
 def _get_link_for_user(request: HttpRequest, code) -> PaymentLink:
