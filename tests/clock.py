@@ -4,7 +4,7 @@ The clock starts at that instant and ticks on from there (time-machine), in ever
 xdist worker, for `timezone.now()`, `datetime.now()`, `date.today()` and `time.time()` alike.
 The zone in brackets becomes the process's local zone too, so naive "local" times are read in
 a zone far from UTC. CI runs the suite at the instants in `.ci/clocks`: midnight and the year's
-end in Helsinki, both nights the clocks change, a Monday just after midnight, and a host in
+end in Helsinki, both nights the clocks change, and a Monday just after midnight on a host in
 Auckland.
 
 A test that can't run at a moved clock (it starts a process of its own, whose clock is the
