@@ -57,7 +57,8 @@ class LinkEventInline(AuditTrail, admin.TabularInline):
     model = LinkEvent
     extra = 0
     can_delete = False
-    fields = [
+    # The trail is only read: every field shown is read-only.
+    fields = readonly_fields = (
         "created_at",
         "kind",
         "reason",
@@ -67,18 +68,7 @@ class LinkEventInline(AuditTrail, admin.TabularInline):
         "new_value",
         "message",
         "announces",
-    ]
-    readonly_fields = [
-        "created_at",
-        "kind",
-        "reason",
-        "source",
-        "user",
-        "old_value",
-        "new_value",
-        "message",
-        "announces",
-    ]
+    )
 
 
 @admin.register(PaymentLink)
